@@ -1,0 +1,63 @@
+"""The per-cell context handed to every plugin call: seed, device, dataset, cache, progress."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import torch
+
+from .data import DatasetInfo, TensorData
+from .train import Recipe
+
+if TYPE_CHECKING:
+    from .cache import ArtifactCache
+    from .classifier import Classifier
+    from .interfaces import Victim
+
+
+def resolve_device(device: str | None = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; anything else must be a valid torch device."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"invalid device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return resolved
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Context:
+    """Everything a plugin may need besides its own parameters and the data it is given."""
+
+    seed: int
+    device: torch.device
+    info: DatasetInfo
+    cache: "ArtifactCache | None" = None
+    progress: bool = False
+    # Field overrides for victims' training recipes (e.g. fewer epochs in the smoke matrix).
+    recipe_overrides: dict = field(default_factory=dict)
+    # The clean test set, for per-epoch monitoring only (never for model selection).
+    monitor: TensorData | None = None
+    victim: "Victim | None" = None
+    # Supplied by the runner: a classifier trained with another defense on clean data (transfer attacks).
+    reference: "Callable[[str], Classifier] | None" = None
+
+    def recipe(self, victim: "Victim", **changes) -> Recipe:
+        """The victim's recipe with the matrix overrides, then the caller's ``changes``, applied."""
+        return victim.recipe.override(**self.recipe_overrides).override(**changes)
+
+    def generator(self, salt: int = 0) -> torch.Generator:
+        """A CPU generator seeded from the cell seed (``salt`` separates independent streams)."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)

@@ -1,0 +1,74 @@
+"""``TrainingDefense``: the base most defenses need, built on the shared trainer.
+
+A subclass changes one or more of: the recipe (optimizer, weight decay, ...), the model
+(``build_model``), the per-batch objective, a training-time batch transform (augmentation, noise),
+or an input transform applied at training *and* test time (median filter). scikit-learn victims
+get the same data transforms applied before ``estimator.fit``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .classifier import SklearnClassifier, TorchClassifier
+from .context import Context
+from .interfaces import Defense, Fitted, Victim
+from .data import TensorData
+from .train import History, Recipe, cross_entropy, fit
+
+
+class TrainingDefense(Defense):
+    """Trains the victim with the shared loop; override the hooks below to change one thing."""
+
+    frameworks = ("torch", "sklearn")
+
+    # ---- hooks -------------------------------------------------------------------------------
+    def recipe(self, victim: Victim, ctx: Context) -> Recipe:
+        return ctx.recipe(victim)
+
+    def build_model(self, victim: Victim, ctx: Context):
+        return victim.build(ctx.info.input_shape, ctx.info.num_classes)
+
+    def objective(self, model, victim: Victim, ctx: Context):
+        """Per-batch loss ``(model, x, y) -> (loss, logits)``; plain cross-entropy by default."""
+        return cross_entropy
+
+    def batch_transform(self, ctx: Context):
+        """Training-only ``(x, y, generator) -> (x, y)``, e.g. augmentation; None for none."""
+        return None
+
+    def input_transform(self, ctx: Context):
+        """``x -> x`` applied before the model at training and test time; None for none."""
+        return None
+
+    # ---- the procedure -----------------------------------------------------------------------
+    def fit(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
+        if victim.framework == "sklearn":
+            return self._fit_sklearn(victim, train, ctx)
+        torch.manual_seed(ctx.seed)
+        model = self.build_model(victim, ctx).to(ctx.device)
+        train = train.to(ctx.device)
+        monitor = ctx.monitor.to(ctx.device) if ctx.monitor is not None else None
+        history = fit(
+            model, train, self.recipe(victim, ctx), seed=ctx.seed, monitor=monitor,
+            objective=self.objective(model, victim, ctx), batch_transform=self.batch_transform(ctx),
+            input_transform=self.input_transform(ctx), progress=ctx.progress,
+            desc=f"{self.spec}/{victim.spec}",
+        )
+        return Fitted(TorchClassifier(model, self.input_transform(ctx)), history)
+
+    def _fit_sklearn(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
+        estimator = victim.build(ctx.info.input_shape, ctx.info.num_classes)
+        x, y = train.x.cpu(), train.y.cpu()
+        augment = self.batch_transform(ctx)
+        if augment is not None:
+            x, y = augment(x, y, ctx.generator(salt=17))
+        transform = self.input_transform(ctx)
+        if hasattr(estimator, "random_state"):
+            estimator.set_params(random_state=ctx.seed)
+        classifier = SklearnClassifier(estimator, ctx.info.num_classes, transform)
+        estimator.fit(classifier.features(x), y.numpy())
+        history = History(train_acc=[classifier.accuracy(train.x.cpu(), train.y.cpu())])
+        if ctx.monitor is not None:
+            history.test_acc.append(classifier.accuracy(ctx.monitor.x.cpu(), ctx.monitor.y.cpu()))
+        return Fitted(classifier, history)

@@ -1,0 +1,33 @@
+"""Hook specifications: what a benchlab plugin may implement (see ``benchlab.hookimpl``)."""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("benchlab")
+hookimpl = pluggy.HookimplMarker("benchlab")
+
+
+@hookspec
+def register_attacks(register):
+    """Call ``register(cls)`` for each PoisonAttack or EvasionAttack class the plugin provides."""
+
+
+@hookspec
+def register_defenses(register):
+    """Call ``register(cls)`` for each Defense class the plugin provides."""
+
+
+@hookspec
+def register_victims(register):
+    """Call ``register(cls)`` for each Victim class the plugin provides."""
+
+
+@hookspec
+def register_datasets(register):
+    """Call ``register(cls)`` for each DatasetSource class the plugin provides."""
+
+
+@hookspec
+def register_matrices(register):
+    """Call ``register(preset, block)`` to add a block (a dict as in a matrix TOML) to a preset."""

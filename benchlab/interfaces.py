@@ -1,0 +1,193 @@
+"""The plugin interfaces: Victim, Defense, PoisonAttack, EvasionAttack and DatasetSource.
+
+Every plugin class declares a ``name`` (lowercase, hyphens), a tuple of :class:`~benchlab.params.Param`
+and a ``version`` that enters every cache key. Instances carry their validated parameter values in
+``self.p`` (attribute access) and their canonical spec text in ``self.spec``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from .classifier import Classifier
+from .data import DataSplits, DatasetInfo, TensorData
+from .params import Param, format_spec
+from .train import History, Recipe
+
+if TYPE_CHECKING:
+    from .context import Context
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+NORMS = ("l0", "l1", "l2", "linf")
+
+
+class Plugin:
+    """Common base: declared parameters, canonical spec, cache identity and compatibility."""
+
+    kind: ClassVar[str] = "plugin"
+    name: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+    version: ClassVar[str] = "1"
+
+    def __init__(self, **values: Any):
+        self.values = values
+        self.p = SimpleNamespace(**values)
+        self.spec = format_spec(self.name, self.params, values)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec}>"
+
+    @classmethod
+    def summary(cls) -> str:
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    def identity(self) -> dict:
+        """What makes this plugin's output what it is: enters cache keys and cell ids."""
+        return {"kind": self.kind, "name": self.name, "version": self.version, "params": self.values}
+
+    def incompatibility(self, info: DatasetInfo, victim: "Victim | None") -> str | None:
+        """Return a reason when this plugin cannot run on (dataset, victim); None when it can."""
+        return None
+
+
+class Victim(Plugin):
+    """A model factory: ``build`` returns a fresh torch module or scikit-learn estimator."""
+
+    kind = "victim"
+    framework: ClassVar[str] = "torch"  # "torch" | "sklearn"
+    recipe: ClassVar[Recipe] = Recipe()
+
+    def build(self, input_shape: tuple[int, int, int], num_classes: int):
+        raise NotImplementedError
+
+    def split(self, model) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """(representation, head) with ``head(rep(x)) == model(x)``, for methods acting on features."""
+        raise NotImplementedError(f"victim {self.name!r} has no representation split")
+
+    @property
+    def has_split(self) -> bool:
+        return type(self).split is not Victim.split
+
+
+@dataclass
+class Fitted:
+    """What a defense returns: the classifier to evaluate and its training history."""
+
+    classifier: Classifier
+    history: History | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+class Defense(Plugin):
+    """Owns the training procedure (and any input transform it needs at test time too)."""
+
+    kind = "defense"
+    frameworks: ClassVar[tuple[str, ...]] = ("torch",)
+
+    def fit(self, victim: Victim, train: TensorData, ctx: "Context") -> Fitted:
+        raise NotImplementedError
+
+    def incompatibility(self, info, victim):
+        if victim is not None and victim.framework not in self.frameworks:
+            return f"defense {self.spec} needs a {' or '.join(self.frameworks)} victim; {victim.name} is {victim.framework}"
+        return None
+
+
+@dataclass
+class PoisonedSet:
+    """A crafted training set: images (and possibly labels) plus what attack metrics need."""
+
+    data: TensorData
+    poisoned: torch.Tensor  # bool mask over training examples that were changed
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float:
+        return self.poisoned.float().mean().item() if len(self.poisoned) else 0.0
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {"x": self.data.x, "y": self.data.y, "poisoned": self.poisoned}
+        out.update({f"extra.{k}": v for k, v in self.extras.items()})
+        return {k: v.detach().cpu().contiguous() for k, v in out.items()}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "PoisonedSet":
+        extras = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
+        return cls(TensorData(tensors["x"], tensors["y"]), tensors["poisoned"].bool(), extras)
+
+
+class PoisonAttack(Plugin):
+    """Training-time attack: perturbs the training set; the victim is evaluated on clean test data."""
+
+    kind = "attack"
+    threat: ClassVar[str] = "poison"
+
+    def craft(self, train: TensorData, ctx: "Context") -> PoisonedSet:
+        raise NotImplementedError
+
+    def metrics(self, poison: PoisonedSet, fitted: Fitted, splits: DataSplits, ctx: "Context") -> dict:
+        """Attack-specific metrics (documented names) beyond the standard accuracies."""
+        return {}
+
+
+@dataclass
+class EvasionResult:
+    """Adversarial inputs, with the targets of a targeted attack and per-input success if known."""
+
+    x_adv: torch.Tensor
+    target: torch.Tensor | None = None
+    success: torch.Tensor | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+class EvasionAttack(Plugin):
+    """Test-time attack: perturbs test inputs against a trained classifier, batched, in [0, 1]."""
+
+    kind = "attack"
+    threat: ClassVar[str] = "evasion"
+    needs_gradients: ClassVar[bool] = True
+    # Minimal-norm attacks search for the smallest flip; the runner reports ||r|| and ||r||/||x||.
+    minimal_norm: ClassVar[bool] = False
+
+    def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: "Context"):
+        """Return adversarial inputs (a tensor or an :class:`EvasionResult`)."""
+        raise NotImplementedError
+
+    @property
+    def norm(self) -> str:
+        return self.values.get("norm", "linf")
+
+    def incompatibility(self, info, victim):
+        if self.needs_gradients and victim is not None and victim.framework != "torch":
+            return f"attack {self.spec} needs gradients; {victim.name} is a {victim.framework} model"
+        return None
+
+
+class DatasetSource(Plugin):
+    """Loads a dataset as :class:`DataSplits` (train/test tensors in [0, 1])."""
+
+    kind = "dataset"
+    info: ClassVar[DatasetInfo]
+
+    def load(self, data_root=None, download: bool = False) -> DataSplits:
+        raise NotImplementedError
+
+
+def perturbation_norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-example norm of a perturbation batch (l0 counts changed pixel positions)."""
+    flat = delta.flatten(1)
+    if norm == "l0":
+        return (delta.abs().amax(1) > 1e-8).flatten(1).sum(1).float()
+    if norm == "l1":
+        return flat.abs().sum(1)
+    if norm == "l2":
+        return flat.norm(dim=1)
+    if norm == "linf":
+        return flat.abs().amax(1)
+    raise ValueError(f"unknown norm {norm!r}; valid norms: {', '.join(NORMS)}")

@@ -1,0 +1,156 @@
+"""The shared training loop: data stays on the device and is indexed in seeded batches.
+
+In the spirit of airbench: no per-sample DataLoader, no worker processes, no host-device copies
+inside the loop. Defenses customise training through ``objective`` (the per-batch loss) and
+``batch_transform`` (data augmentation / noise), and get a per-epoch history back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .data import TensorData
+
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A victim's default training recipe; matrices and defenses override single fields."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 10
+    batch_size: int = 128
+    schedule: str = "none"  # "none" | "cosine"
+
+    def override(self, **changes) -> "Recipe":
+        changes = {k: v for k, v in changes.items() if v is not None}
+        unknown = set(changes) - set(asdict(self))
+        if unknown:
+            raise ValueError(f"unknown recipe fields {sorted(unknown)}; valid: {sorted(asdict(self))}")
+        return replace(self, **changes)
+
+
+@dataclass
+class History:
+    """Per-epoch training record; final and peak clean test accuracy come from here."""
+
+    train_acc: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+
+    @property
+    def final_test_acc(self) -> float:
+        return self.test_acc[-1] if self.test_acc else float("nan")
+
+    @property
+    def peak_test_acc(self) -> float:
+        return max(self.test_acc) if self.test_acc else float("nan")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
+                               weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=recipe.lr, weight_decay=recipe.weight_decay,
+                                   momentum=recipe.momentum)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+
+
+def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """The plain objective: returns (loss, logits) so the loop can count train accuracy for free."""
+    logits = model(x)
+    return F.cross_entropy(logits, y), logits
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, data: TensorData, transform=None, batch_size: int = 1024) -> float:
+    """Accuracy of ``model`` on ``data`` (eval mode, batched); restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, len(data), batch_size):
+        x = data.x[i : i + batch_size]
+        if transform is not None:
+            x = transform(x)
+        correct += (model(x).argmax(1) == data.y[i : i + batch_size]).sum().item()
+    model.train(was_training)
+    return correct / max(len(data), 1)
+
+
+def fit(
+    model: nn.Module,
+    train: TensorData,
+    recipe: Recipe,
+    *,
+    seed: int,
+    monitor: TensorData | None = None,
+    objective: Objective = cross_entropy,
+    batch_transform: BatchTransform | None = None,
+    input_transform=None,
+    optimizer: torch.optim.Optimizer | None = None,
+    progress: bool = False,
+    desc: str = "train",
+) -> History:
+    """Train ``model`` in place on ``train`` (already on the model's device) and return its history.
+
+    Train accuracy per epoch is the running accuracy over the epoch's batches; the last entry is
+    replaced by a full evaluation so ``train_acc[-1]`` is the accuracy of the final model.
+    ``monitor`` (the clean test set) is evaluated after every epoch for final and peak accuracy.
+    """
+    device = next(model.parameters()).device
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    optimizer = optimizer or make_optimizer(model.parameters(), recipe)
+    scheduler = None
+    steps_per_epoch = -(-len(train) // recipe.batch_size)
+    if recipe.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.epochs * steps_per_epoch)
+    history = History()
+    bar = tqdm(range(recipe.epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
+    for _ in bar:
+        model.train()
+        order = torch.randperm(len(train), generator=generator).to(device)
+        correct = torch.zeros((), device=device)
+        total_loss = torch.zeros((), device=device)
+        for start in range(0, len(train), recipe.batch_size):
+            index = order[start : start + recipe.batch_size]
+            x, y = train.x[index], train.y[index]
+            if batch_transform is not None:
+                x, y = batch_transform(x, y, generator)
+            if input_transform is not None:
+                x = input_transform(x)
+            loss, logits = objective(model, x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            # Accumulate on the device: no host sync per batch.
+            correct += (logits.detach().argmax(1) == y).sum()
+            total_loss += loss.detach() * len(y)
+        history.train_acc.append(correct.item() / len(train))
+        history.loss.append(total_loss.item() / len(train))
+        if monitor is not None:
+            history.test_acc.append(evaluate(model, monitor, input_transform))
+            bar.set_postfix(test_acc=f"{history.test_acc[-1]:.3f}")
+    if recipe.epochs:
+        history.train_acc[-1] = evaluate(model, train, input_transform)
+    model.eval()
+    return history
