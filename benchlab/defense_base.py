@@ -57,6 +57,18 @@ class TrainingDefense(Defense):
         )
         return Fitted(TorchClassifier(model, self.input_transform(ctx)), history)
 
+    def checkpoint(self, fitted: Fitted) -> tuple[dict, dict]:
+        """Tensors and JSON info to cache a fitted torch model (see ``restore``)."""
+        history = fitted.history.as_dict() if fitted.history else {}
+        return fitted.classifier.module.state_dict(), {"history": history, "metrics": fitted.metrics}
+
+    def restore(self, victim: Victim, tensors: dict, info: dict, ctx: Context) -> Fitted:
+        model = self.build_model(victim, ctx)
+        model.load_state_dict(tensors)
+        history = History(**info.get("history", {}))
+        return Fitted(TorchClassifier(model.to(ctx.device), self.input_transform(ctx)), history,
+                      info.get("metrics", {}))
+
     def _fit_sklearn(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
         estimator = victim.build(ctx.info.input_shape, ctx.info.num_classes)
         x, y = train.x.cpu(), train.y.cpu()

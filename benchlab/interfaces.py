@@ -33,6 +33,8 @@ class Plugin:
     name: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
     version: ClassVar[str] = "1"
+    # A cheap configuration for contract tests and smoke runs (e.g. fewer iterations).
+    test_spec: ClassVar[str | None] = None
 
     def __init__(self, **values: Any):
         self.values = values
@@ -93,6 +95,10 @@ class Defense(Plugin):
     def fit(self, victim: Victim, train: TensorData, ctx: "Context") -> Fitted:
         raise NotImplementedError
 
+    # Optional: defenses that implement both get their torch models cached between cells.
+    # def checkpoint(self, fitted) -> tuple[dict[str, Tensor], dict]   (tensors, JSON-able info)
+    # def restore(self, victim, tensors, info, ctx) -> Fitted
+
     def incompatibility(self, info, victim):
         if victim is not None and victim.framework not in self.frameworks:
             return f"defense {self.spec} needs a {' or '.join(self.frameworks)} victim; {victim.name} is {victim.framework}"
@@ -116,6 +122,10 @@ class PoisonedSet:
         out.update({f"extra.{k}": v for k, v in self.extras.items()})
         return {k: v.detach().cpu().contiguous() for k, v in out.items()}
 
+    def to(self, device) -> "PoisonedSet":
+        return PoisonedSet(self.data.to(device), self.poisoned.to(device),
+                           {k: v.to(device) for k, v in self.extras.items()})
+
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "PoisonedSet":
         extras = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
@@ -127,6 +137,8 @@ class PoisonAttack(Plugin):
 
     kind = "attack"
     threat: ClassVar[str] = "poison"
+    # True for the no-poison reference: its cells share trained models with the evasion cells.
+    leaves_data_clean: ClassVar[bool] = False
 
     def craft(self, train: TensorData, ctx: "Context") -> PoisonedSet:
         raise NotImplementedError

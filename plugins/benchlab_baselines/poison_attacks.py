@@ -1,3 +1,169 @@
-"""(being written)"""
+"""Baseline poison attacks: the clean reference, uniform noise, class-wise random pixels, label flips.
 
-ALL: list = []
+Which examples are poisoned is always exactly ``round(fraction * N)`` of them, chosen by a seeded
+permutation, so a mask count is reproducible and testable. Random draws happen on a CPU generator
+from ``ctx.generator`` and are moved to the data's device afterwards.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchlab.context import Context
+from benchlab.data import DataSplits, TensorData
+from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
+from benchlab.params import Param
+
+from .norms import chunks, eps_param, fraction_param, missing_budget, norm_param, resolve_budget
+
+# Poison crafting touches every training image once; larger chunks than for gradient attacks are fine.
+CRAFT_CHUNK = 4096
+
+
+def choose(n: int, fraction: float, generator: torch.Generator, device) -> torch.Tensor:
+    """A bool mask selecting exactly ``round(fraction * n)`` of ``n`` examples at random."""
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[torch.randperm(n, generator=generator)[: round(fraction * n)]] = True
+    return mask.to(device)
+
+
+def stamp(x: torch.Tensor, labels: torch.Tensor, locations: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Set, in each image, the pixels of the pattern of its given label (a new tensor).
+
+    ``locations`` (K, N, 2) holds (row, col) of each class's N pixels and ``values`` (K, N, C)
+    their per-channel intensities.
+    """
+    num_classes, _, channels = values.shape
+    height, width = x.shape[-2:]
+    flat = (locations[..., 0] * width + locations[..., 1]).cpu()
+    # Per-class full-size pattern images and masks, indexed by label below (no per-image loop).
+    where = torch.zeros(num_classes, height * width, dtype=torch.bool)
+    where.scatter_(1, flat, True)
+    pattern = torch.zeros(num_classes, channels, height * width)
+    pattern.scatter_(2, flat.unsqueeze(1).expand(-1, channels, -1), values.cpu().transpose(1, 2).float())
+    where = where.view(num_classes, 1, height, width).to(x.device)
+    pattern = pattern.view(num_classes, channels, height, width).to(x.device, x.dtype)
+    out = x.clone()
+    for s in chunks(len(x), CRAFT_CHUNK):
+        label = labels[s].to(x.device)
+        out[s] = torch.where(where[label], pattern[label], x[s])
+    return out
+
+
+class Clean(PoisonAttack):
+    """No poison: the training set unchanged (the clean reference row).
+
+    Reference: none; this is the clean-training baseline every poison is compared against.
+    """
+
+    name = "clean"
+
+    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+        return PoisonedSet(train, torch.zeros(len(train), dtype=torch.bool, device=train.device))
+
+
+class UniformNoise(PoisonAttack):
+    """Uniform random L-inf noise in [-eps, eps] on a fraction of the training images (a control).
+
+    Reference: the random-noise control of DeepConfuse, Feng, Cai & Zhou, "Learning to Confuse:
+    Generating Training Time Adversarial Data with Auto-Encoder", NeurIPS 2019,
+    https://arxiv.org/abs/1905.09027 (also used by Huang et al., "Unlearnable Examples",
+    ICLR 2021, https://arxiv.org/abs/2101.04898). It should barely change test accuracy.
+    """
+
+    name = "uniform-noise"
+    params = (norm_param(choices=("linf",)), eps_param(), fraction_param(1.0))
+
+    def incompatibility(self, info, victim):
+        return missing_budget(self.p.eps, "linf", info)
+
+    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+        eps = resolve_budget(self.p.eps, "linf", ctx)
+        generator = ctx.generator(201)
+        mask = choose(len(train), self.p.fraction, generator, train.device)
+        index = mask.nonzero().squeeze(1)
+        x = train.x.clone()
+        for s in chunks(len(index), CRAFT_CHUNK):
+            rows = index[s]
+            noise = (2 * torch.rand((len(rows), *x.shape[1:]), generator=generator) - 1) * eps
+            x[rows] = (x[rows] + noise.to(x.device, x.dtype)).clamp(0.0, 1.0)
+        return PoisonedSet(TensorData(x, train.y), mask)
+
+
+class RandomPixels(PoisonAttack):
+    """Class-wise random pixel patterns: every image of class k gets class k's N random pixels.
+
+    Reference: the "Random" baseline of EvoShift, "Adversarial training-time attack against
+    discriminative and generative convolutional models", IEEE Access 9 (2021) (no arXiv version
+    known). For each class, ``pixels`` locations and per-channel intensities are drawn once
+    (seeded); extras ``locations`` (K, N, 2) (row, col) and ``values`` (K, N, C) keep the pattern.
+
+    Metrics: ``pattern_acc`` is the test accuracy when each clean test image carries the pattern
+    of its true class (higher than clean test accuracy: the shortcut was learned);
+    ``pattern_hijack`` is the fraction of test images predicted as class (y+1) mod K when
+    stamped with that class's pattern (how strongly the pattern alone decides the label).
+    """
+
+    name = "random-pixels"
+    params = (
+        Param("pixels", int, None, "pixels per class pattern (None: the dataset's l0 budget)", low=1),
+        fraction_param(1.0),
+    )
+
+    def incompatibility(self, info, victim):
+        pixels = self.p.pixels if self.p.pixels is not None else info.budgets.get("l0")
+        if pixels is not None and pixels > info.input_shape[1] * info.input_shape[2]:
+            return f"pixels={pixels} exceeds the {info.input_shape[1]}x{info.input_shape[2]} image"
+        return missing_budget(self.p.pixels, "l0", info)
+
+    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+        pixels = int(resolve_budget(self.p.pixels, "l0", ctx))
+        channels, height, width = train.x.shape[1:]
+        if pixels > height * width:
+            raise ValueError(f"random-pixels: pixels={pixels} exceeds the {height}x{width} image")
+        classes = ctx.info.num_classes
+        generator = ctx.generator(202)
+        # Distinct locations per class: the first N of a random permutation of all positions.
+        flat = torch.rand(classes, height * width, generator=generator).argsort(1)[:, :pixels]
+        locations = torch.stack((flat // width, flat % width), dim=-1)
+        values = torch.rand(classes, pixels, channels, generator=generator)
+        mask = choose(len(train), self.p.fraction, generator, train.device)
+        x = train.x.clone()
+        index = mask.nonzero().squeeze(1)
+        x[index] = stamp(train.x[index], train.y[index], locations, values)
+        return PoisonedSet(TensorData(x, train.y), mask, {"locations": locations, "values": values})
+
+    def metrics(self, poison: PoisonedSet, fitted: Fitted, splits: DataSplits, ctx: Context) -> dict:
+        locations, values = poison.extras["locations"], poison.extras["values"]
+        test, classifier = splits.test, fitted.classifier
+        other = (test.y + 1) % len(values)
+        return {
+            "pattern_acc": classifier.accuracy(stamp(test.x, test.y, locations, values), test.y),
+            "pattern_hijack": classifier.accuracy(stamp(test.x, other, locations, values), other),
+        }
+
+
+class LabelFlip(PoisonAttack):
+    """Random label flips: a fraction of training labels set to a uniformly random different class.
+
+    Reference: random label noise as in Biggio, Nelson & Laskov, "Support Vector Machines Under
+    Adversarial Label Noise", ACML 2011, https://proceedings.mlr.press/v20/biggio11.html (no
+    arXiv version); deep networks memorise such labels: Zhang et al., "Understanding deep
+    learning requires rethinking generalization", ICLR 2017, https://arxiv.org/abs/1611.03530.
+    """
+
+    name = "label-flip"
+    params = (fraction_param(0.2),)
+
+    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+        generator = ctx.generator(203)
+        mask = choose(len(train), self.p.fraction, generator, train.device)
+        index = mask.nonzero().squeeze(1)
+        # Adding 1..K-1 modulo K gives every *other* class with equal probability.
+        shift = torch.randint(1, ctx.info.num_classes, (len(index),), generator=generator)
+        y = train.y.clone()
+        y[index] = (y[index] + shift.to(y.device)) % ctx.info.num_classes
+        return PoisonedSet(TensorData(train.x, y), mask)
+
+
+ALL = [Clean, UniformNoise, RandomPixels, LabelFlip]

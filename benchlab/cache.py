@@ -1,0 +1,109 @@
+"""Content-addressed artifact cache for poisons and trained victims.
+
+Keys hash everything that determines an artifact (plugin names, versions, parameters, dataset
+fingerprint, seed, recipe). Tensors are stored with safetensors (no pickle, nothing executable);
+a JSON sidecar records the file's SHA-256, which is verified before every reuse: a corrupted or
+truncated file is reported, deleted and rebuilt. Writes go to a temporary file and are renamed
+into place, and a file lock keeps two workers from computing the same artifact twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+log = logging.getLogger(__name__)
+
+
+def cache_key(*parts) -> str:
+    """Stable hash of JSON-able parts (dict order does not matter)."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ArtifactCache:
+    """``ROOT/<kind>/<key>.safetensors`` plus ``<key>.json`` (hash + metadata)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+        self.rebuilt = 0
+
+    def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
+        folder = self.root / kind
+        return folder / f"{key}.safetensors", folder / f"{key}.json"
+
+    def load(self, kind: str, key: str) -> tuple[dict[str, torch.Tensor], dict] | None:
+        """Verified tensors and metadata, or None when absent or corrupted (then deleted)."""
+        data_path, meta_path = self._paths(kind, key)
+        if not data_path.exists() or not meta_path.exists():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            if file_sha256(data_path) != meta["sha256"]:
+                raise ValueError("SHA-256 mismatch")
+            tensors = load_file(data_path)
+        except (OSError, ValueError, KeyError, SafetensorError) as error:
+            log.warning("cache artifact %s/%s is corrupted (%s); rebuilding it", kind, key, error)
+            self.rebuilt += 1
+            for path in (data_path, meta_path):
+                path.unlink(missing_ok=True)
+            return None
+        return tensors, meta.get("info", {})
+
+    def save(self, kind: str, key: str, tensors: dict[str, torch.Tensor], info: dict | None = None) -> None:
+        data_path, meta_path = self._paths(kind, key)
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        # Clone: safetensors refuses tensors that share storage (tied weights, views).
+        tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in tensors.items()}
+        tmp = data_path.with_suffix(f".tmp{os.getpid()}")
+        save_file(tensors, tmp)
+        meta = {"sha256": file_sha256(tmp), "info": info or {}}
+        os.replace(tmp, data_path)
+        tmp_meta = meta_path.with_suffix(f".tmp{os.getpid()}")
+        tmp_meta.write_text(json.dumps(meta, sort_keys=True, default=str))
+        os.replace(tmp_meta, meta_path)  # the sidecar lands last: a half-written artifact never verifies
+
+    @contextmanager
+    def _locked(self, kind: str, key: str):
+        lock_path = self.root / kind / f"{key}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def get_or_create(
+        self, kind: str, key: str, compute: Callable[[], tuple[dict[str, torch.Tensor], dict]]
+    ) -> tuple[dict[str, torch.Tensor], dict, bool]:
+        """Return ``(tensors, info, was_cached)``, computing and saving on a miss."""
+        with self._locked(kind, key):
+            found = self.load(kind, key)
+            if found is not None:
+                self.hits += 1
+                return found[0], found[1], True
+            self.misses += 1
+            tensors, info = compute()
+            self.save(kind, key, tensors, info)
+            return tensors, info, False

@@ -1,0 +1,180 @@
+"""Running one cell: the two threat models of DESIGN §3, with the artifacts they share.
+
+*Poison cell*: craft the poison (cached per attack × dataset × seed), fit the defense on it (cached
+per poison × defense × victim × seed), measure on the clean test set.
+*Evasion cell*: fit the defense on clean data (the same cache entry as the ``clean`` poison cell),
+perturb the test set, measure clean and robust accuracy.
+
+``run_cell`` never raises: a failure becomes a ``failed`` row with its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .cache import ArtifactCache, cache_key
+from .context import Context, resolve_device, seed_everything
+from .data import DataSplits
+from .interfaces import EvasionAttack, EvasionResult, Fitted, PoisonedSet, perturbation_norms
+from .manifest import manifest
+from .matrix import Cell
+from .plugins import get_registry
+from .train import History
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-wide settings every worker needs (picklable: it crosses process and Ray boundaries)."""
+
+    out: str
+    device: str = "auto"
+    data_root: str | None = None
+    download: bool = False
+    progress: bool = False
+    matrix: str = "adhoc"
+
+
+@functools.lru_cache(maxsize=4)
+def load_dataset(spec: str, data_root: str | None, download: bool, device: str) -> tuple[DataSplits, str]:
+    """Datasets are loaded (and fingerprinted) once per process and kept on the device."""
+    source = get_registry().create("datasets", spec)
+    splits = source.load(Path(data_root) if data_root else None, download)
+    return splits.to(device), splits.fingerprint()
+
+
+def run_cell(cell: Cell, settings: Settings) -> dict:
+    """Execute ``cell`` and return its database row (status ok, failed or n/a)."""
+    started = time.time()
+    row = {"cell_id": cell.cell_id, "matrix": settings.matrix, "block": cell.block, "dataset": cell.dataset,
+           "threat": cell.threat, "attack": cell.attack, "defense": cell.defense, "victim": cell.victim,
+           "seed": cell.seed, "params": {"recipe": dict(cell.recipe)}, "started_at": started}
+    device = None
+    try:
+        device = resolve_device(settings.device)
+        row["manifest"] = manifest(device)
+        if cell.reason is not None:
+            row.update(status="n/a", metrics={}, reason=cell.reason)
+        else:
+            row.update(status="ok", metrics=_execute(cell, settings, device), reason=None)
+    except Exception as error:  # one failing cell must never kill the matrix
+        row.update(status="failed", metrics={}, reason=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+        row.setdefault("manifest", manifest(device))
+    row["finished_at"] = time.time()
+    row["duration_s"] = row["finished_at"] - started
+    return row
+
+
+def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
+    registry = get_registry()
+    splits, fingerprint = load_dataset(cell.dataset, settings.data_root, settings.download, str(device))
+    attack = registry.create("attacks", cell.attack)
+    defense = registry.create("defenses", cell.defense)
+    victim = registry.create("victims", cell.victim)
+    cache = ArtifactCache(Path(settings.out) / "cache")
+    ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=settings.progress,
+                  recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim)
+    ctx.reference = lambda spec: _fit_cached(registry.create("defenses", spec), victim, None, "clean",
+                                             splits, ctx, fingerprint)[0].classifier
+    metrics: dict = {}
+    if cell.threat == "poison":
+        tick = time.perf_counter()
+        poison, poison_key, hit = _craft_cached(attack, splits, ctx, fingerprint)
+        metrics.update(seconds_craft=time.perf_counter() - tick, cache_hit_poison=hit,
+                       poison_fraction=poison.fraction)
+        fitted, fit_seconds, hit = _fit_cached(defense, victim, poison, poison_key, splits, ctx, fingerprint)
+    else:
+        fitted, fit_seconds, hit = _fit_cached(defense, victim, None, "clean", splits, ctx, fingerprint)
+    metrics.update(seconds_fit=fit_seconds, cache_hit_model=hit)
+    metrics.update(_accuracy_metrics(fitted, splits))
+    metrics.update(fitted.metrics)
+    if cell.threat == "poison":
+        metrics.update(attack.metrics(poison, fitted, splits, ctx))
+    else:
+        tick = time.perf_counter()
+        metrics.update(_evasion_metrics(attack, fitted, splits, ctx))
+        metrics["seconds_attack"] = time.perf_counter() - tick
+    return metrics
+
+
+def _craft_cached(attack, splits: DataSplits, ctx: Context, fingerprint: str):
+    if attack.leaves_data_clean:  # share the clean-trained models with the evasion cells
+        return PoisonedSet(splits.train, torch.zeros(len(splits.train), dtype=torch.bool)), "clean", True
+    key = cache_key("poison", attack.identity(), fingerprint, ctx.seed)
+
+    def craft():
+        seed_everything(ctx.seed)
+        poison = attack.craft(splits.train, ctx)
+        return poison.tensors(), {}
+
+    tensors, _, hit = ctx.cache.get_or_create("poison", key, craft)
+    return PoisonedSet.from_tensors(tensors).to(ctx.device), key, hit
+
+
+def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, splits: DataSplits,
+                ctx: Context, fingerprint: str) -> tuple[Fitted, float, bool]:
+    """Fit (or restore) the defense; torch models are cached, scikit-learn ones are refit."""
+    train = poison.data if poison is not None else splits.train  # poison_key "clean": clean data
+    key = cache_key("model", defense.identity(), victim.identity(), poison_key, fingerprint, ctx.seed,
+                    sorted(ctx.recipe_overrides.items()))
+    memo = _fitted_memo.get(key)
+    if memo is not None:
+        return memo, 0.0, True
+    tick = time.perf_counter()
+    cacheable = victim.framework == "torch" and hasattr(defense, "restore")
+    found = ctx.cache.load("model", key) if cacheable else None
+    if found is not None:
+        seed_everything(ctx.seed)
+        fitted = defense.restore(victim, found[0], found[1], ctx)
+        hit = True
+    else:
+        seed_everything(ctx.seed)
+        fitted = defense.fit(victim, train, ctx)
+        if cacheable:
+            ctx.cache.save("model", key, *defense.checkpoint(fitted))
+        hit = False
+    _fitted_memo.clear()  # keep one trained model in memory: consecutive evasion cells share it
+    _fitted_memo[key] = fitted
+    return fitted, time.perf_counter() - tick, hit
+
+
+_fitted_memo: dict[str, Fitted] = {}
+
+
+def _accuracy_metrics(fitted: Fitted, splits: DataSplits) -> dict:
+    history = fitted.history or History()
+    test_acc = fitted.classifier.accuracy(splits.test.x, splits.test.y)
+    train_acc = history.train_acc[-1] if history.train_acc else float("nan")
+    return {"test_acc": test_acc, "test_acc_peak": max([test_acc, *history.test_acc]),
+            "train_acc": train_acc, "generalization_gap": train_acc - test_acc,
+            "epochs": len(history.test_acc)}
+
+
+def _evasion_metrics(attack: EvasionAttack, fitted: Fitted, splits: DataSplits, ctx: Context) -> dict:
+    x, y = splits.test.x, splits.test.y
+    seed_everything(ctx.seed)
+    result = attack.perturb(fitted.classifier, x, y, ctx)
+    if not isinstance(result, EvasionResult):
+        result = EvasionResult(result)
+    x_adv = result.x_adv.detach()
+    if x_adv.shape != x.shape or x_adv.min() < -1e-6 or x_adv.max() > 1 + 1e-6:
+        raise ValueError(f"attack {attack.spec} returned inputs of shape {tuple(x_adv.shape)} "
+                         f"outside [0, 1] or of the wrong shape")
+    clean_pred = fitted.classifier.predict(x)
+    adv_pred = fitted.classifier.predict(x_adv)
+    correct = clean_pred == y
+    metrics = {"robust_acc": (adv_pred == y).float().mean().item(),
+               "attack_success_rate": (correct & (adv_pred != y)).float().sum().item() / max(correct.sum().item(), 1)}
+    if attack.minimal_norm:
+        norms = perturbation_norms(x_adv - x, attack.norm)
+        metrics["perturbation_norm"] = norms.mean().item()
+        metrics["rho_adv"] = (norms / perturbation_norms(x, attack.norm).clamp_min(1e-12)).mean().item()
+    if result.target is not None:
+        metrics["targeted_success_rate"] = (adv_pred == result.target.to(adv_pred.device)).float().mean().item()
+    metrics.update(result.metrics)
+    return metrics

@@ -1,0 +1,172 @@
+"""Leaderboards: results rows -> per dataset and threat model tables (CSV, Markdown) and plots.
+
+Rows are defense × victim, columns are attacks, cells are mean ± std over seeds of the headline
+metric (clean test accuracy for poisoning, robust accuracy for evasion). Rows are ranked by their
+worst case over attacks, as RobustBench ranks by AutoAttack. ``results.csv`` keeps every metric of
+every cell (results as data); ``manifest.json`` says what produced them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .params import parse_spec
+
+HEADLINE = {"poison": "test_acc", "evasion": "robust_acc"}
+WORST = "worst case"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean ± std over seeds of ``metric``; index (defense, victim), one column per attack."""
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty or metric not in ok:
+        return pd.DataFrame()
+    grouped = ok.groupby(["defense", "victim", "attack"])[metric].agg(["mean", "std", "count"])
+    mean = grouped["mean"].unstack("attack")
+    std = grouped["std"].unstack("attack").fillna(0.0)
+    mean.columns.name = std.columns.name = None
+    # Attack columns keep the order the matrix listed them in (first appearance).
+    order = list(dict.fromkeys(a for a in frame["attack"] if a in mean.columns))
+    mean, std = mean[order], std[order]
+    result = mean.copy()
+    result[WORST] = mean.min(axis=1)
+    result = result.sort_values(WORST, ascending=False)
+    result.attrs["std"] = std.reindex(result.index)
+    na = frame[frame["status"] == "n/a"]
+    result.attrs["na"] = set(zip(na["defense"], na["victim"], na["attack"]))
+    return result
+
+
+def _formatted(result: pd.DataFrame) -> pd.DataFrame:
+    std = result.attrs.get("std", pd.DataFrame())
+    na = result.attrs.get("na", set())
+    out = pd.DataFrame(index=result.index)
+    for column in result.columns:
+        values = []
+        for key, mean in result[column].items():
+            spread = std[column].get(key) if column in std else None
+            if pd.isna(mean):  # incompatible (n/a) vs. not part of the matrix (blank)
+                values.append("n/a" if (*key, column) in na else "")
+            elif spread:
+                values.append(f"{100 * mean:.1f} ± {100 * spread:.1f}")
+            else:
+                values.append(f"{100 * mean:.1f}")
+        out[column] = values
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out
+
+
+def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", manifest: dict | None = None,
+           plots: bool = True) -> list[Path]:
+    """Write tables, plots, ``results.csv`` and ``manifest.json`` into ``dest``; return the paths."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    index_lines = [f"# {title}", ""]
+    if frame.empty:
+        index_lines.append("No results yet.")
+    for (dataset, threat), part in (frame.groupby(["dataset", "threat"]) if not frame.empty else []):
+        metric = HEADLINE.get(threat, "test_acc")
+        result = table(part, metric)
+        stem = dest / f"{_slug(dataset)}-{threat}"
+        index_lines += [f"## {dataset} — {threat} ({metric}, %, mean ± std over seeds)", ""]
+        statuses = part["status"].value_counts().to_dict()
+        if result.empty:
+            index_lines += [f"No finished cells ({statuses}).", ""]
+            continue
+        shown = _formatted(result)
+        shown.reset_index().to_csv(stem.with_suffix(".csv"), index=False)
+        markdown = shown.reset_index().to_markdown(index=False)
+        stem.with_suffix(".md").write_text(f"# {dataset} — {threat}: {metric} (%)\n\n{markdown}\n")
+        written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+        index_lines += [markdown, "", _status_line(statuses), ""]
+        if plots:
+            written += _plots(part, result, metric, stem)
+    results_csv = dest / "results.csv"
+    frame.drop(columns=["reason"], errors="ignore").to_csv(results_csv, index=False)
+    (dest / "README.md").write_text("\n".join(index_lines) + "\n")
+    info = {"title": title, "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "cells": int(len(frame)), **(manifest or {})}
+    (dest / "manifest.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
+    return [*written, results_csv, dest / "README.md", dest / "manifest.json"]
+
+
+def _status_line(statuses: dict) -> str:
+    return "Cells: " + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+
+
+def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never needs a display
+    import matplotlib.pyplot as plt
+
+    written = []
+    values = result.drop(columns=[WORST])
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * values.shape[1], 0.8 + 0.4 * values.shape[0]))
+    image = ax.imshow(values.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(values.shape[1]), values.columns, rotation=45, ha="right")
+    ax.set_yticks(range(values.shape[0]), [f"{d} / {v}" for d, v in values.index])
+    fig.colorbar(image, ax=ax, label=metric)
+    ax.set_title(stem.name)
+    fig.tight_layout()
+    fig.savefig(stem.with_suffix(".png"), dpi=110)
+    plt.close(fig)
+    written.append(stem.with_suffix(".png"))
+    for name, sweep in sweeps(part, metric).items():
+        path = stem.parent / f"{stem.name}-sweep-{_slug(name)}.png"
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for (defense, victim), line in sweep.groupby(["defense", "victim"]):
+            ax.errorbar(line["value"], line["mean"], yerr=line["std"], marker="o", capsize=3,
+                        label=f"{defense} / {victim}")
+        ax.set_xlabel(name)
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def sweeps(part: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
+    """Attacks that differ in exactly one numeric parameter form a sweep (e.g. accuracy vs eps)."""
+    ok = part[part["status"] == "ok"]
+    if ok.empty or metric not in ok:
+        return {}
+    found: dict[str, list] = {}
+    for attack in ok["attack"].unique():
+        spec = parse_spec(attack)
+        for key, raw in spec.options:
+            try:
+                value = float(raw)
+            except ValueError:
+                continue
+            rest = tuple(kv for kv in spec.options if kv[0] != key)
+            found.setdefault(f"{spec.name} {key}", []).append((rest, value, attack))
+    out = {}
+    for name, members in found.items():
+        by_rest: dict[tuple, list] = {}
+        for rest, value, attack in members:
+            by_rest.setdefault(rest, []).append((value, attack))
+        for rest, points in by_rest.items():
+            if len(points) < 3:
+                continue
+            rows = []
+            for value, attack in points:
+                cells = ok[ok["attack"] == attack].groupby(["defense", "victim"])[metric]
+                for (defense, victim), series in cells:
+                    rows.append({"defense": defense, "victim": victim, "value": value,
+                                 "mean": series.mean(), "std": series.std(ddof=0)})
+            label = name + ("" if not rest else " (" + ",".join(f"{k}={v}" for k, v in rest) + ")")
+            out[label] = pd.DataFrame(rows).sort_values("value")
+    return out

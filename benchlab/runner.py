@@ -1,0 +1,150 @@
+"""The matrix runner: skips finished cells, executes the rest on an executor, records every row.
+
+Executors: ``local`` (this process, the default), ``process`` (N worker processes on this machine)
+and ``ray`` (a Ray cluster, or a local one started on demand). Workers only compute and *return*
+rows; the driver alone writes the database, one transaction per cell, as each result arrives. A
+killed run therefore loses only cells in flight, and a rerun picks up exactly those.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from tqdm.auto import tqdm
+
+from .cell import Settings, run_cell
+from .matrix import Cell, Matrix
+from .plugins import get_registry
+from .store import ResultsStore
+
+log = logging.getLogger(__name__)
+EXECUTORS = ("local", "process", "ray")
+
+
+@dataclass
+class RunSummary:
+    cells: list[Cell]
+    skipped: int = 0
+    counts: Counter = field(default_factory=Counter)
+    unfinished: int = 0
+
+    @property
+    def cell_ids(self) -> set[str]:
+        return {c.cell_id for c in self.cells}
+
+    def line(self) -> str:
+        parts = [f"{self.counts[s]} {s}" for s in ("ok", "failed", "n/a") if self.counts[s]]
+        text = f"{len(self.cells)} cells: {self.skipped} already done"
+        text += f", ran {sum(self.counts.values())} ({', '.join(parts) or 'none'})"
+        if self.unfinished:
+            text += f", {self.unfinished} unfinished (rerun to resume)"
+        return text
+
+
+def run_matrix(
+    matrix: Matrix,
+    settings: Settings,
+    *,
+    executor: str = "local",
+    workers: int = 2,
+    retry_failed: bool = False,
+    ray_address: str | None = None,
+    gpus_per_cell: float = 0.0,
+    show_progress: bool = True,
+) -> RunSummary:
+    """Run every cell of ``matrix`` not yet in the database under ``settings.out``."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
+    cells = matrix.expand(get_registry())
+    store = ResultsStore(settings.out)
+    done = store.finished_ids(("ok", "n/a") if retry_failed else ("ok", "n/a", "failed"))
+    todo = [c for c in cells if c.cell_id not in done]
+    summary = RunSummary(cells, skipped=len(cells) - len(todo))
+    # n/a cells cost nothing: record them here rather than shipping them to workers.
+    runnable = [c for c in todo if c.reason is None]
+    for cell in (c for c in todo if c.reason is not None):
+        _record(store, summary, run_cell(cell, settings))
+    bar = tqdm(total=len(runnable), desc=f"matrix {matrix.name}", unit="cell", disable=not show_progress)
+    try:
+        for row in _execute(runnable, settings, executor, workers, ray_address, gpus_per_cell):
+            _record(store, summary, row)
+            bar.update()
+            bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(summary.counts.items())))
+    finally:
+        bar.close()
+        summary.unfinished = len(runnable) - summary.counts["ok"] - summary.counts["failed"]
+    return summary
+
+
+def _record(store: ResultsStore, summary: RunSummary, row: dict) -> None:
+    store.record(row)
+    summary.counts[row["status"]] += 1
+    if row["status"] == "failed":
+        log.warning("cell failed: %s | %s | %s | %s | seed %s: %s", row["dataset"], row["attack"],
+                    row["defense"], row["victim"], row["seed"], row["reason"].splitlines()[0])
+
+
+def _execute(cells: list[Cell], settings: Settings, executor: str, workers: int,
+             ray_address: str | None, gpus_per_cell: float) -> Iterator[dict]:
+    if not cells:
+        return iter(())
+    if executor == "local":
+        return (run_cell(cell, settings) for cell in cells)
+    if executor == "process":
+        return _process_pool(cells, settings, workers)
+    return _ray(cells, settings, ray_address, gpus_per_cell, workers)
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _process_pool(cells: list[Cell], settings: Settings, workers: int) -> Iterator[dict]:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn, not fork: forking a process that has initialised torch's thread pools is unsafe.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)) as pool:
+        futures = [pool.submit(run_cell, cell, settings) for cell in cells]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BrokenProcessPool:
+            log.error("a worker process died; finished cells are saved, rerun to resume the rest")
+
+
+def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_per_cell: float,
+         workers: int) -> Iterator[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("the ray executor needs Ray: pip install 'benchlab[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        # A local cluster sized by --workers when no address is given; otherwise join the cluster.
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                 log_to_driver=False, ignore_reinit_error=True)
+    remote = ray.remote(num_cpus=1, num_gpus=gpus_per_cell, max_retries=1)(run_cell)
+    pending = {remote.remote(cell, settings): cell for cell in cells}
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                cell = pending.pop(ref)
+                try:
+                    yield ray.get(ref)
+                except ray.exceptions.RayError as error:  # the worker died twice: leave it for a rerun
+                    log.error("ray lost cell %s: %s", cell.label(), error)
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,167 @@
+"""Contract tests a plugin author runs against their own plugin.
+
+    from benchlab.testing import check_plugin
+
+    def test_my_attack_contract():
+        check_plugin("attacks", "my-attack:eps=0.1")
+
+Each check runs the plugin on a small slice of the embedded digits data and asserts the interface
+promises: shapes, the [0, 1] range, budgets, labels, determinism under a seed, checkpoint round
+trips. Plugins may set a class attribute ``test_spec`` (e.g. fewer iterations) used by default.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .context import Context
+from .data import DataSplits, TensorData
+from .interfaces import (NAME_PATTERN, DatasetSource, Defense, EvasionAttack, EvasionResult, PoisonAttack,
+                         PoisonedSet, Victim, perturbation_norms)
+from .params import Param
+from .plugins import get_registry
+from .train import Recipe
+
+__all__ = ["check_plugin", "check_class", "tiny_splits", "TinyVictim", "make_context"]
+
+
+class TinyVictim(Victim):
+    """A one-hidden-layer MLP used by the contract checks (not registered)."""
+
+    name = "tiny"
+    recipe = Recipe(optimizer="adam", lr=1e-2, epochs=3, batch_size=64)
+
+    def build(self, input_shape, num_classes):
+        c, h, w = input_shape
+        return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 32), nn.ReLU(), nn.Linear(32, num_classes))
+
+    def split(self, model):
+        return model[:3], model[3:]
+
+
+def tiny_splits(per_class: int = 12) -> DataSplits:
+    """A small, real, balanced slice of the digits data (always available offline)."""
+    splits = get_registry().create("datasets", f"digits:per_class={per_class}").load()
+    return DataSplits(splits.train, splits.test.subset(slice(0, 10 * per_class)), splits.info)
+
+
+def make_context(splits: DataSplits, seed: int = 0, **changes) -> Context:
+    return Context(seed=seed, device=torch.device("cpu"), info=splits.info, monitor=splits.test, **changes)
+
+
+def check_class(cls) -> None:
+    """Static promises: a valid name, a one-line summary, well-formed parameter declarations."""
+    assert NAME_PATTERN.match(cls.name or ""), f"{cls.__name__}.name={cls.name!r} must be lowercase-hyphenated"
+    assert cls.summary(), f"{cls.__name__} needs a docstring whose first line summarises it"
+    names = [p.name for p in cls.params]
+    assert len(names) == len(set(names)), f"{cls.name}: duplicate parameter names {names}"
+    for param in cls.params:
+        assert isinstance(param, Param), f"{cls.name}: params must be benchlab.Param instances"
+        if param.default is not None and not param.required:
+            assert param.parse(cls.name, param.default) == param.default, f"{cls.name}: bad default {param}"
+
+
+def check_plugin(kind: str, spec: str | None = None, name: str | None = None) -> None:
+    """Run every applicable contract check on a registered plugin (``spec`` or its ``test_spec``)."""
+    registry = get_registry()
+    cls = registry.get(kind, (spec or name).split(":")[0])
+    check_class(cls)
+    spec = spec if spec and ":" in spec else (getattr(cls, "test_spec", None) or cls.name)
+    splits = tiny_splits()
+    if kind == "attacks":  # budgets fill eps/pixels exactly as a matrix would
+        from .matrix import _with_budget
+
+        plugin = _with_budget(registry, spec, splits.info.budgets)
+    else:
+        plugin = registry.create(kind, spec)
+    checks = {PoisonAttack: _check_poison, EvasionAttack: _check_evasion, Defense: _check_defense,
+              Victim: _check_victim, DatasetSource: _check_dataset}
+    for base, check in checks.items():
+        if isinstance(plugin, base):
+            check(plugin, splits)
+            return
+    raise AssertionError(f"{spec}: not an instance of any benchlab interface")
+
+
+def _check_victim(victim: Victim, splits: DataSplits) -> None:
+    model = victim.build(splits.info.input_shape, splits.info.num_classes)
+    if victim.framework == "sklearn":
+        model.fit(splits.train.x.flatten(1).numpy(), splits.train.y.numpy())
+        assert model.predict(splits.test.x.flatten(1).numpy()).shape == (len(splits.test),)
+        return
+    model.eval()
+    with torch.no_grad():
+        out = model(splits.test.x[:4])
+        assert out.shape == (4, splits.info.num_classes), f"{victim.spec}: output shape {tuple(out.shape)}"
+        if victim.has_split:
+            rep, head = victim.split(model)
+            assert torch.allclose(head(rep(splits.test.x[:4])), out, atol=1e-5), f"{victim.spec}: split != model"
+
+
+def _check_defense(defense: Defense, splits: DataSplits) -> None:
+    victim = TinyVictim()
+    if defense.incompatibility(splits.info, victim):
+        return
+    ctx = make_context(splits)
+    fitted = defense.fit(victim, splits.train, ctx)
+    pred = fitted.classifier.predict(splits.test.x)
+    assert pred.shape == (len(splits.test),) and pred.dtype == torch.long
+    chance = 1.0 / splits.info.num_classes
+    assert fitted.classifier.accuracy(splits.test.x, splits.test.y) > chance, f"{defense.spec}: no better than chance"
+    if hasattr(defense, "checkpoint") and hasattr(defense, "restore"):
+        restored = defense.restore(victim, *defense.checkpoint(fitted), ctx)
+        assert torch.equal(restored.classifier.predict(splits.test.x), pred), f"{defense.spec}: restore differs"
+
+
+def _check_poison(attack: PoisonAttack, splits: DataSplits) -> None:
+    ctx = make_context(splits)
+    first = attack.craft(splits.train, ctx)
+    assert isinstance(first, PoisonedSet)
+    x, y = first.data.x, first.data.y
+    assert x.shape == splits.train.x.shape, f"{attack.spec}: poisoned images change shape"
+    assert 0 <= x.min() and x.max() <= 1, f"{attack.spec}: poisoned images leave [0, 1]"
+    assert y.dtype == torch.long and 0 <= y.min() and y.max() < splits.info.num_classes
+    assert first.poisoned.shape == (len(splits.train),) and first.poisoned.dtype == torch.bool
+    changed = (x != splits.train.x).flatten(1).any(1) | (y != splits.train.y)
+    assert not (changed & ~first.poisoned).any(), f"{attack.spec}: changed examples outside the poisoned mask"
+    eps = attack.values.get("eps")
+    if eps is not None and attack.values.get("norm", "linf") == "linf":
+        assert (x - splits.train.x).abs().max() <= eps + 1e-5, f"{attack.spec}: exceeds eps={eps}"
+    second = attack.craft(splits.train, make_context(splits))
+    assert torch.equal(second.data.x, x) and torch.equal(second.data.y, y), f"{attack.spec}: not deterministic"
+
+
+def _check_evasion(attack: EvasionAttack, splits: DataSplits) -> None:
+    victim = TinyVictim()
+    from .defense_base import TrainingDefense
+
+    ctx = make_context(splits, victim=victim)
+    fitted = TrainingDefense().fit(victim, splits.train, ctx)
+    x, y = splits.test.x, splits.test.y
+    torch.manual_seed(0)
+    result = attack.perturb(fitted.classifier, x, y, ctx)
+    x_adv = result.x_adv if isinstance(result, EvasionResult) else result
+    assert x_adv.shape == x.shape, f"{attack.spec}: output shape {tuple(x_adv.shape)}"
+    assert 0 <= x_adv.min() and x_adv.max() <= 1, f"{attack.spec}: adversarial inputs leave [0, 1]"
+    eps = attack.values.get("eps")
+    if eps is not None and not attack.minimal_norm:
+        tolerance = 1e-4 * max(1.0, eps)
+        norms = perturbation_norms(x_adv - x, attack.norm)
+        assert norms.max() <= eps + tolerance, f"{attack.spec}: {attack.norm} norm {norms.max():.4g} > eps {eps}"
+    torch.manual_seed(0)
+    again = attack.perturb(fitted.classifier, x, y, ctx)
+    again = again.x_adv if isinstance(again, EvasionResult) else again
+    assert torch.allclose(again, x_adv, atol=1e-6), f"{attack.spec}: not deterministic under a fixed seed"
+
+
+def _check_dataset(source: DatasetSource, splits: DataSplits) -> None:
+    try:
+        loaded = source.load()
+    except FileNotFoundError as missing:
+        assert "--data-root" in str(missing) or "install" in str(missing), "missing-data errors must say how to get it"
+        return
+    for part in (loaded.train, loaded.test):
+        assert isinstance(part, TensorData) and part.x.dtype == torch.float32
+        assert part.x.shape[1:] == loaded.info.input_shape
+        assert 0 <= part.x.min() and part.x.max() <= 1

@@ -1,0 +1,29 @@
+import pytest
+import torch
+
+from benchlab import plugins
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return plugins.get_registry()
+
+
+@pytest.fixture(scope="session")
+def digits(registry):
+    return registry.create("datasets", "digits").load()
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_determinism():
+    # Tests compare numbers across runs: keep torch's thread count fixed for the whole session.
+    torch.set_num_threads(2)
+    yield
+
+
+def pytest_collection_modifyitems(config, items):
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)

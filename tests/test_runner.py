@@ -1,0 +1,184 @@
+"""The matrix runner: recording, failures, determinism, caching, kill-and-resume, executors."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import benchlab
+from benchlab.cell import Settings, run_cell
+from benchlab.matrix import Matrix, load_matrix
+from benchlab.runner import run_matrix
+from benchlab.store import ResultsStore
+
+TINY = """
+name = "tiny"
+seeds = [0]
+[recipe]
+epochs = 2
+[[block]]
+name = "tiny"
+datasets = ["digits:per_class=40"]
+attacks = ["clean", "uniform-noise", "none", "fgsm"]
+defenses = ["erm", "weight-decay"]
+victims = ["mlp", "random-forest:trees=10"]
+"""
+
+
+def _matrix(tmp_path, text=TINY, name="tiny.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+class ExplodingAttack(benchlab.PoisonAttack):
+    """Always raises (to check that one failing cell never kills the matrix)."""
+
+    name = "test-exploding"
+
+    def craft(self, train, ctx):
+        raise RuntimeError("boom from the test plugin")
+
+
+@pytest.fixture
+def exploding(registry):
+    registry.add("attacks", ExplodingAttack, plugin="tests")
+    yield "test-exploding"
+    del registry.entries["attacks"]["test-exploding"]
+
+
+def test_matrix_records_every_cell_and_a_failing_plugin_does_not_stop_it(tmp_path, registry, exploding):
+    text = TINY.replace('attacks = ["clean"', f'attacks = ["{exploding}", "clean"')
+    matrix = load_matrix(str(_matrix(tmp_path, text)), registry)
+    summary = run_matrix(matrix, Settings(out=str(tmp_path / "run")), show_progress=False)
+    rows = ResultsStore(tmp_path / "run").rows()
+    assert len(rows) == len(summary.cells) == 5 * 2 * 2
+    by_status = {s: [r for r in rows if r["status"] == s] for s in ("ok", "failed", "n/a")}
+    assert {r["attack"] for r in by_status["failed"]} == {exploding}
+    assert all("boom from the test plugin" in r["reason"] for r in by_status["failed"])
+    # weight-decay cannot train a random forest, fgsm cannot differentiate one: n/a with a reason
+    assert by_status["n/a"] and all(r["reason"] for r in by_status["n/a"])
+    assert all(r["victim"].startswith("random-forest") for r in by_status["n/a"])
+    ok = by_status["ok"]
+    assert ok and all(0 <= r["metrics"]["test_acc"] <= 1 for r in ok)
+    manifest = ok[0]["manifest"]
+    assert manifest["versions"]["torch"] == torch.__version__.split("+")[0] or manifest["versions"]["torch"]
+    assert manifest["device"].startswith("cpu") and "git_commit" in manifest
+    # the evasion cells of one (defense, victim) share a single trained model
+    evasion = [r for r in ok if r["threat"] == "evasion" and r["defense"] == "erm" and r["victim"] == "mlp"]
+    assert sorted(r["metrics"]["cache_hit_model"] for r in evasion) == [False, True]
+
+
+def test_rerun_skips_finished_cells(tmp_path, registry):
+    matrix = load_matrix(str(_matrix(tmp_path)), registry)
+    settings = Settings(out=str(tmp_path / "run"))
+    first = run_matrix(matrix, settings, show_progress=False)
+    before = {r["cell_id"]: r["finished_at"] for r in ResultsStore(settings.out).rows()}
+    tick = time.perf_counter()
+    second = run_matrix(matrix, settings, show_progress=False)
+    assert second.skipped == len(first.cells) and sum(second.counts.values()) == 0
+    assert time.perf_counter() - tick < 5
+    assert {r["cell_id"]: r["finished_at"] for r in ResultsStore(settings.out).rows()} == before
+
+
+def _cell(registry, attack="uniform-noise", defense="erm", victim="mlp", seed=0):
+    block = {"name": "t", "datasets": ["digits:per_class=40"], "attacks": [attack], "defenses": [defense],
+             "victims": [victim], "seeds": [seed], "recipe": {"epochs": 2}, "budgets": {}}
+    (cell,) = Matrix("t", [block]).expand(registry)
+    return cell
+
+
+def _numbers(row):
+    return {k: v for k, v in row["metrics"].items() if not k.startswith(("seconds_", "cache_hit"))}
+
+
+def test_same_seed_gives_identical_metrics_and_another_seed_differs(tmp_path, registry):
+    rows = [run_cell(_cell(registry, "uniform-noise"), Settings(out=str(tmp_path / name))) for name in "ab"]
+    assert rows[0]["status"] == "ok", rows[0]["reason"]
+    assert _numbers(rows[0]) == _numbers(rows[1])
+    other = run_cell(_cell(registry, "uniform-noise", seed=1), Settings(out=str(tmp_path / "c")))
+    assert _numbers(other) != _numbers(rows[0])
+
+
+def test_poison_is_crafted_once_and_reused_by_other_defenses_and_victims(tmp_path, registry):
+    settings = Settings(out=str(tmp_path))
+    first = run_cell(_cell(registry, "uniform-noise", "erm", "mlp"), settings)
+    second = run_cell(_cell(registry, "uniform-noise", "weight-decay", "lenet5"), settings)
+    assert first["metrics"]["cache_hit_poison"] is False
+    assert second["metrics"]["cache_hit_poison"] is True
+    assert len(list((tmp_path / "cache" / "poison").glob("*.safetensors"))) == 1
+
+
+def test_corrupted_cache_file_is_detected_and_rebuilt(tmp_path, registry, caplog):
+    from benchlab import cell as cell_module
+
+    settings = Settings(out=str(tmp_path))
+    cell = _cell(registry, "uniform-noise")
+    first = run_cell(cell, settings)
+    for path in (tmp_path / "cache").rglob("*.safetensors"):
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF  # flip bits in the tensor payload
+        path.write_bytes(bytes(data))
+    cell_module._fitted_memo.clear()
+    with caplog.at_level("WARNING"):
+        second = run_cell(cell, settings)
+    assert second["status"] == "ok"
+    assert second["metrics"]["cache_hit_poison"] is False and second["metrics"]["cache_hit_model"] is False
+    assert "corrupted" in caplog.text
+    assert _numbers(second) == _numbers(first)  # rebuilt deterministically
+    cell_module._fitted_memo.clear()
+    third = run_cell(cell, settings)
+    assert third["metrics"]["cache_hit_poison"] is True and third["metrics"]["cache_hit_model"] is True
+
+
+def _count_rows(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM cells WHERE status = 'ok'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_killed_run_resumes_without_recomputing_or_losing_rows(tmp_path):
+    matrix = _matrix(tmp_path, TINY.replace("epochs = 2", "epochs = 4"))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "benchlab.cli", "run", "--matrix", str(matrix), "--out", str(out),
+               "--leaderboard-to", str(tmp_path / "lb")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while _count_rows(out / "results.sqlite") < 3 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed; make the matrix longer"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = {r["cell_id"]: r["finished_at"] for r in ResultsStore(out).rows()}
+    assert 3 <= len(before) < 16
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = ResultsStore(out).rows()
+    assert len(rows) == 16 and len({r["cell_id"] for r in rows}) == 16
+    after = {r["cell_id"]: r["finished_at"] for r in rows}
+    assert all(after[k] == v for k, v in before.items()), "a finished cell was recomputed or lost"
+    assert f"{len(before)} already done" in result.stdout
+
+
+@pytest.mark.parametrize("executor", ["process", "ray"])
+def test_parallel_executors_fill_the_same_rows(tmp_path, registry, executor):
+    if executor == "ray":
+        pytest.importorskip("ray")
+    matrix = load_matrix(str(_matrix(tmp_path)), registry)
+    local = run_matrix(matrix, Settings(out=str(tmp_path / "local")), show_progress=False)
+    summary = run_matrix(matrix, Settings(out=str(tmp_path / executor)), executor=executor, workers=2,
+                         show_progress=False)
+    assert summary.counts == local.counts and summary.unfinished == 0
+    expected = {r["cell_id"]: _numbers(r) for r in ResultsStore(tmp_path / "local").rows()}
+    got = {r["cell_id"]: _numbers(r) for r in ResultsStore(tmp_path / executor).rows()}
+    assert got.keys() == expected.keys()
