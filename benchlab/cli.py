@@ -89,7 +89,9 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
     dest = Path(leaderboard_to or Path("leaderboards") / matrix.name)
     _render(out, dest, matrix.name, summary.cell_ids)
     click.echo(f"leaderboard: {dest}/README.md")
-    if summary.unfinished:
+    if summary.unfinished or summary.counts["failed"]:
+        click.echo("some cells failed or did not finish: `benchlab show --out DIR --status failed --json` "
+                   "has the tracebacks; rerun to resume", err=True)
         sys.exit(1)
 
 

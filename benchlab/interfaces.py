@@ -37,6 +37,11 @@ class Plugin:
     test_spec: ClassVar[str | None] = None
 
     def __init__(self, **values: Any):
+        unknown = set(values) - {p.name for p in self.params}
+        if unknown:
+            raise TypeError(f"{self.name}: unknown parameters {sorted(unknown)}")
+        # Direct construction gets the declared defaults; the registry has already validated values.
+        values = {p.name: values.get(p.name, p.default) for p in self.params}
         self.values = values
         self.p = SimpleNamespace(**values)
         self.spec = format_spec(self.name, self.params, values)

@@ -112,7 +112,7 @@ def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path) ->
 
     written = []
     values = result.drop(columns=[WORST])
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * values.shape[1], 0.8 + 0.4 * values.shape[0]))
+    fig, ax = plt.subplots(figsize=(3 + 0.9 * values.shape[1], 2.5 + 0.4 * values.shape[0]))
     image = ax.imshow(values.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(values.shape[1]), values.columns, rotation=45, ha="right")
     ax.set_yticks(range(values.shape[0]), [f"{d} / {v}" for d, v in values.index])

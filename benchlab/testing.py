@@ -30,7 +30,7 @@ class TinyVictim(Victim):
     """A one-hidden-layer MLP used by the contract checks (not registered)."""
 
     name = "tiny"
-    recipe = Recipe(optimizer="adam", lr=1e-2, epochs=3, batch_size=64)
+    recipe = Recipe(optimizer="adam", lr=1e-2, epochs=15, batch_size=64)
 
     def build(self, input_shape, num_classes):
         c, h, w = input_shape

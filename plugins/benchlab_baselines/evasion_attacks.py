@@ -45,7 +45,7 @@ class BudgetedAttack(EvasionAttack):
 
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: Context) -> torch.Tensor:
         eps = self.eps(ctx)
-        # One generator for the whole input, drawn in chunk order: results do not depend on CHUNK.
+        # One generator for the whole input, drawn in chunk order: reproducible for a fixed seed.
         generator = ctx.generator(self.salt)
         parts = [self.perturb_chunk(model, x[s].to(ctx.device), y[s].to(ctx.device), eps, generator)
                  for s in chunks(len(x))]

@@ -111,10 +111,11 @@ class RandomPixels(PoisonAttack):
     )
 
     def incompatibility(self, info, victim):
-        pixels = self.p.pixels if self.p.pixels is not None else info.budgets.get("l0")
-        if pixels is not None and pixels > info.input_shape[1] * info.input_shape[2]:
-            return f"pixels={pixels} exceeds the {info.input_shape[1]}x{info.input_shape[2]} image"
-        return missing_budget(self.p.pixels, "l0", info)
+        missing = missing_budget(self.p.pixels, "l0", info)
+        if missing:
+            return missing
+        pixels, (_, height, width) = self.p.pixels or info.budgets["l0"], info.input_shape
+        return f"pixels={pixels} exceeds the {height}x{width} image" if pixels > height * width else None
 
     def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
         pixels = int(resolve_budget(self.p.pixels, "l0", ctx))

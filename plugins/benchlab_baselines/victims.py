@@ -18,7 +18,6 @@ from benchlab.train import Recipe
 from . import models_cifar, models_small
 
 ADAM = Recipe(optimizer="adam", lr=1e-3, epochs=20, batch_size=64)
-SGD_SMALL = Recipe(optimizer="sgd", lr=0.01, momentum=0.9, epochs=20, batch_size=64)
 SGD_DEEP = Recipe(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, epochs=30, schedule="cosine")
 
 
@@ -70,7 +69,7 @@ class DeepConfuseCNN(SplitVictim):
     """
 
     name = "deepconfuse-cnn"
-    recipe = SGD_SMALL
+    recipe = ADAM
 
     def build(self, input_shape, num_classes):
         return models_small.deepconfuse_cnn(input_shape, num_classes)
