@@ -44,6 +44,8 @@ class TorchClassifier(Classifier):
         return next(self.module.parameters()).device
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self.module.training:  # attacks and metrics must never update BatchNorm statistics
+            self.module.eval()
         x = x.to(self.device)
         if self.transform is not None:
             x = self.transform(x)

@@ -32,15 +32,6 @@ def attack(spec: str):
     return get_registry().create("attacks", spec)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waiting when the 2 cores are shared (5x faster)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def splits():
     return get_registry().create("datasets", "digits").load()
@@ -207,7 +198,8 @@ def test_random_pixels_colour_and_budget_checks():
     poison = attack("random-pixels:pixels=4").craft(train, ctx)
     x, loc, val = poison.data.x, poison.extras["locations"], poison.extras["values"]
     assert val.shape == (3, 4, 3) and loc[..., 0].max() < 4 and loc[..., 1].max() < 5
-    assert torch.equal(x[torch.arange(30).unsqueeze(1), :, loc[train.y, :, 0], loc[train.y, :, 1]], val[train.y])
+    rows, cols = loc[train.y, :, 0], loc[train.y, :, 1]
+    assert torch.equal(x[torch.arange(30).unsqueeze(1), :, rows, cols], val[train.y])  # all poisoned
     assert "l0" in attack("random-pixels").incompatibility(info, None)
     assert "exceeds" in attack("random-pixels:pixels=21").incompatibility(info, None)
     assert "l2" in attack("pgd:norm=l2").incompatibility(info, None)

@@ -16,7 +16,7 @@ from benchlab.context import Context
 from benchlab.interfaces import EvasionAttack
 from benchlab.params import Param
 
-from .norms import chunks, eps_param, in_ball, missing_budget, norm_param, on_sphere, project, \
+from benchlab.norms import chunks, eps_param, in_ball, missing_budget, norm_param, on_sphere, project, \
     resolve_budget, steepest_direction
 
 

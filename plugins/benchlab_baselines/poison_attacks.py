@@ -14,7 +14,7 @@ from benchlab.data import DataSplits, TensorData
 from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
 from benchlab.params import Param
 
-from .norms import chunks, eps_param, fraction_param, missing_budget, norm_param, resolve_budget
+from benchlab.norms import chunks, eps_param, fraction_param, missing_budget, norm_param, resolve_budget
 
 # Poison crafting touches every training image once; larger chunks than for gradient attacks are fine.
 CRAFT_CHUNK = 4096
@@ -27,7 +27,7 @@ def choose(n: int, fraction: float, generator: torch.Generator, device) -> torch
     return mask.to(device)
 
 
-def stamp(x: torch.Tensor, labels: torch.Tensor, locations: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+def stamp(x: torch.Tensor, labels: torch.Tensor, locations: torch.Tensor, values: torch.Tensor):
     """Set, in each image, the pixels of the pattern of its given label (a new tensor).
 
     ``locations`` (K, N, 2) holds (row, col) of each class's N pixels and ``values`` (K, N, C)

@@ -1,4 +1,4 @@
-"""Norm-ball geometry shared by the baseline attacks: budgets, steepest-ascent steps, projections.
+"""Norm-ball geometry shared by attacks: budgets, steepest-ascent steps, projections.
 
 Every function works on whole batches (N, C, H, W); per-example norms are taken over all of
 (C, H, W), matching :func:`benchlab.interfaces.perturbation_norms`.
