@@ -73,8 +73,9 @@ class TrainingDefense(Defense):
         estimator = victim.build(ctx.info.input_shape, ctx.info.num_classes)
         x, y = train.x.cpu(), train.y.cpu()
         augment = self.batch_transform(ctx)
-        if augment is not None:
-            x, y = augment(x, y, ctx.generator(salt=17))
+        if augment is not None:  # the original set plus one transformed copy (no epochs to spread them over)
+            x_aug, y_aug = augment(x, y, ctx.generator(salt=17))
+            x, y = torch.cat([x, x_aug]), torch.cat([y, y_aug])
         transform = self.input_transform(ctx)
         if hasattr(estimator, "random_state"):
             estimator.set_params(random_state=ctx.seed)

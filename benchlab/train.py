@@ -65,14 +65,14 @@ class History:
 
 
 def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
+    """SGD uses Nesterov momentum when ``momentum > 0``; Adam and RMSprop ignore ``momentum``."""
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                                weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
     if recipe.optimizer == "adam":
         return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     if recipe.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=recipe.lr, weight_decay=recipe.weight_decay,
-                                   momentum=recipe.momentum)
+        return torch.optim.RMSprop(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
 
 

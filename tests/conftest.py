@@ -16,8 +16,9 @@ def digits(registry):
 
 @pytest.fixture(autouse=True)
 def _single_thread_determinism():
-    # Tests compare numbers across runs: keep torch's thread count fixed for the whole session.
-    torch.set_num_threads(2)
+    # Tests compare numbers across runs: keep torch's thread count fixed. One thread: the suite also
+    # runs subprocesses and worker pools, and oversubscribing 2 cores slows small models 10x.
+    torch.set_num_threads(1)
     yield
 
 

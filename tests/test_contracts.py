@@ -6,7 +6,7 @@ from benchlab.plugins import get_registry
 from benchlab.testing import check_plugin
 
 REGISTRY = get_registry()
-HEAVY_VICTIMS = {"densenet40", "resnet32", "timm"}  # covered by their own build tests; slow on CPU
+HEAVY_VICTIMS = {"densenet40", "resnet32"}  # covered by their own build tests; slow on CPU
 
 
 @pytest.mark.parametrize("kind, name", [

@@ -117,19 +117,20 @@ class Augment(TrainingDefense):
 
     Reference: He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", arXiv:1512.03385
     (4-pixel pad, random crop, horizontal flip on CIFAR). Flip is off by default: digits are not
-    mirror-symmetric. On scikit-learn victims one augmented copy replaces the training set.
+    mirror-symmetric. On scikit-learn victims one augmented copy is added to the training set.
     """
 
     name = "augment"
     params = (
         Param("pad", int, 2, "maximum shift in pixels", low=0, high=16),
-        Param("padding", str, "zero", "how the border is filled before cropping", choices=("zero", "reflect")),
+        Param("padding", str, "zero", "border fill before cropping", choices=("zero", "reflect")),
         Param("flip", bool, False, "also flip horizontally with probability 1/2"),
     )
 
     def incompatibility(self, info, victim):
         if self.p.padding == "reflect" and self.p.pad >= min(info.input_shape[1:]):
-            return f"augment: reflect padding of {self.p.pad} px needs images larger than {info.input_shape[1:]}"
+            size = "x".join(map(str, info.input_shape[1:]))
+            return f"augment: reflect padding of {self.p.pad} px needs images larger than {size}"
         return super().incompatibility(info, victim)
 
     def batch_transform(self, ctx):

@@ -53,7 +53,8 @@ def resnet_cifar(depth: int, input_shape, num_classes: int, shortcut: str = "a")
     if (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110); got {depth}")
     blocks = (depth - 2) // 6
-    layers: list[nn.Module] = [nn.Conv2d(input_shape[0], 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    stem = nn.Conv2d(input_shape[0], 16, 3, 1, 1, bias=False)
+    layers: list[nn.Module] = [stem, nn.BatchNorm2d(16), nn.ReLU()]
     cin = 16
     for stage, width in enumerate((16, 32, 64)):
         for index in range(blocks):

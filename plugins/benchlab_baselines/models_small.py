@@ -82,7 +82,7 @@ def with_fc_head(conv: list[nn.Module], input_shape, hidden: tuple[int, ...], nu
     return SplitNet(nn.Sequential(*layers), nn.Linear(width, num_classes))
 
 
-def mlp(input_shape, num_classes: int, hidden1: int = 100, hidden2: int = 100, dropout: float = 0.0) -> SplitNet:
+def mlp(input_shape, num_classes: int, hidden1: int = 100, hidden2: int = 100, dropout: float = 0.0):
     """Flattened pixels -> hidden1 -> hidden2 (ReLU, optional dropout after each) -> logits."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = input_shape[0] * input_shape[1] * input_shape[2]

@@ -183,15 +183,18 @@ class Timm(Victim):
     name = "timm"
     params = (
         Param("model", str, None, "timm model name, e.g. resnet18 (see timm.list_models())", required=True),
-        Param("img_size", bool, False, "pass the dataset's image size to timm (fixed-grid models such as ViTs)"),
+        Param("img_size", bool, False, "pass the dataset's image size to timm (fixed-grid models: ViTs)"),
     )
     recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, epochs=20, schedule="cosine")
+    test_spec = "timm:resnet18"
 
     def __init__(self, **values):
         super().__init__(**values)
         import timm
 
         # Fail at spec resolution, not deep inside a run, and suggest what the user meant.
+        if not self.p.model:
+            raise SpecError("timm: parameter 'model' is required, e.g. timm:resnet18")
         if not timm.is_model(self.p.model):
             near = difflib.get_close_matches(self.p.model, timm.list_models(), n=5, cutoff=0.6)
             hint = f"did you mean {', '.join(near)}?" if near else "see timm.list_models()"
