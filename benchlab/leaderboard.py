@@ -126,6 +126,8 @@ def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path) ->
         path = stem.parent / f"{stem.name}-sweep-{_slug(name)}.png"
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for (defense, victim), line in sweep.groupby(["defense", "victim"]):
+            if len(line) < 2:  # a row outside the sweep (e.g. from another block) is no curve
+                continue
             ax.errorbar(line["value"], line["mean"], yerr=line["std"], marker="o", capsize=3,
                         label=f"{defense} / {victim}")
         ax.set_xlabel(name)

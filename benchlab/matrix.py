@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from .cache import cache_key
-from .interfaces import EvasionAttack, Plugin
+from .interfaces import Plugin
 from .params import SpecError, closest, parse_spec
 from .plugins import Registry
 
@@ -155,9 +155,10 @@ def _expand_block(block: dict, registry: Registry):
         info = dataset.info
         budgets = {**info.budgets, **block["budgets"].get(dataset.name, {})}
         victims = [registry.create("victims", v) for v in axes["victims"]]
-        defenses = [registry.create("defenses", d) for d in axes["defenses"]]
+        # Adversarial-training defenses declare eps too: the block's budget reaches them as well.
+        defenses = [with_budget(registry, d, budgets, "defenses") for d in axes["defenses"]]
         for attack_spec in axes["attacks"]:
-            attack = _with_budget(registry, attack_spec, budgets)
+            attack = with_budget(registry, attack_spec, budgets)
             for defense in defenses:
                 for victim in victims:
                     reason = next(filter(None, (p.incompatibility(info, victim) for p in (victim, defense, attack))), None)
@@ -168,20 +169,19 @@ def _expand_block(block: dict, registry: Registry):
                                    attack.threat, recipe, identity, reason)
 
 
-def _with_budget(registry: Registry, spec: str, budgets: dict) -> Plugin:
-    """Create an attack, filling ``eps`` (and ``pixels`` for l0) from the dataset budget when unset."""
+def with_budget(registry: Registry, spec: str, budgets: dict, kind: str = "attacks") -> Plugin:
+    """Create a plugin, filling ``eps`` (per its ``norm``) and ``pixels`` (l0) from the budgets when unset."""
     parsed = parse_spec(spec)
-    cls = registry.get("attacks", parsed.name)
-    attack = registry.create("attacks", parsed)
-    declared = {p.name for p in cls.params}
+    plugin = registry.create(kind, parsed)
+    declared = {p.name for p in type(plugin).params}
     fill = {}
-    if "eps" in declared and attack.values.get("eps") is None:
-        norm = attack.values.get("norm") or ("linf" if not issubclass(cls, EvasionAttack) else attack.norm)
+    if "eps" in declared and plugin.values.get("eps") is None:
+        norm = plugin.values.get("norm") or "linf"
         if norm in budgets:
             fill["eps"] = budgets[norm]
-    if "pixels" in declared and attack.values.get("pixels") is None and "l0" in budgets:
+    if "pixels" in declared and plugin.values.get("pixels") is None and "l0" in budgets:
         fill["pixels"] = budgets["l0"]
-    return registry.create("attacks", parsed, **fill) if fill else attack
+    return registry.create(kind, parsed, **fill) if fill else plugin
 
 
 def describe(matrix: Matrix, cells: list[Cell]) -> str:

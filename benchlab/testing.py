@@ -69,10 +69,10 @@ def check_plugin(kind: str, spec: str | None = None, name: str | None = None) ->
     check_class(cls)
     spec = spec if spec and ":" in spec else (getattr(cls, "test_spec", None) or cls.name)
     splits = tiny_splits()
-    if kind == "attacks":  # budgets fill eps/pixels exactly as a matrix would
-        from .matrix import _with_budget
+    if kind in ("attacks", "defenses"):  # budgets fill eps/pixels exactly as a matrix would
+        from .matrix import with_budget
 
-        plugin = _with_budget(registry, spec, splits.info.budgets)
+        plugin = with_budget(registry, spec, splits.info.budgets, kind)
     else:
         plugin = registry.create(kind, spec)
     checks = {PoisonAttack: _check_poison, EvasionAttack: _check_evasion, Defense: _check_defense,
