@@ -1,0 +1,88 @@
+"""Cost of one adversary-critic training step relative to one plain ERM step, measured in the same run.
+
+Both steps train the same classifier (the paper's 3-hidden-layer MLP, scaled to width 256, and
+LeNet-5) on the same batch of 100 digits with Adam. The adversary-critic step contains the target
+search (one input gradient per class), the critic update on a 5-step A_f, the 5-step A_f again with
+second-order terms, the 5-step way back of the cycle term, and the backward pass through all of it.
+The reported figure is the ratio of best-of-N times, not the absolute seconds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from benchlab.plugins import get_registry
+from benchlab_adversary_critic.critic import AdversaryCritic
+from benchlab_adversary_critic.defense import BETAS, AdversaryCriticDefense
+from benchlab_adversary_critic.mapping import ClassConfidence
+
+BATCH = 100
+REPEATS = 5
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Both steps on one thread: on a shared 2-core machine, torch's thread pool makes small double-
+    # backward graphs 10x slower and the ratio meaningless.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    splits = get_registry().create("datasets", "digits").load()
+    return splits.train.x[:BATCH], splits.train.y[:BATCH], splits.info
+
+
+def _model(victim: str, info):
+    torch.manual_seed(0)
+    return get_registry().create("victims", victim).build(info.input_shape, info.num_classes)
+
+
+def _erm_step(model, optimizer, x, y):
+    loss = F.cross_entropy(model(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def _best_of(step, repeats=REPEATS) -> float:
+    step()  # warm-up: first-call allocations
+    times = []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - tick)
+    return min(times)
+
+
+@pytest.mark.parametrize("victim", ["mlp3:width=256", "lenet5"])
+def test_adversary_critic_step_vs_erm_step(benchmark, batch, victim):
+    x, y, info = batch
+    erm_model = _model(victim, info)
+    erm_optimizer = torch.optim.Adam(erm_model.parameters(), lr=1e-3)
+    baseline = _best_of(lambda: _erm_step(erm_model, erm_optimizer, x, y))
+
+    defense = AdversaryCriticDefense(critic_width=1200)
+    model = _model(victim, info)
+    critic = AdversaryCritic(info.input_shape, info.num_classes, defense.p.critic_width)
+    opt_f = torch.optim.Adam(model.parameters(), lr=defense.p.lr, betas=BETAS)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=defense.p.critic_lr, betas=BETAS)
+    confidence = ClassConfidence(torch.full((info.num_classes,), 0.9))
+
+    def step():
+        defense.step(model, critic, opt_f, opt_d, confidence, x, y)
+
+    step()  # warm-up
+    benchmark.pedantic(step, rounds=REPEATS, iterations=1)
+    ours = min(benchmark.stats.stats.data)
+    ratio = ours / baseline
+    benchmark.extra_info.update(erm_step_s=baseline, adversary_critic_step_s=ours, ratio=ratio, victim=victim)
+    print(f"\n{victim}: ERM step {baseline * 1e3:.1f} ms, adversary-critic step {ours * 1e3:.1f} ms, "
+          f"ratio {ratio:.1f}x")

@@ -1,0 +1,161 @@
+"""``adversary-critic``: robust training against a multiclass adversary critic (Sec. 4-5).
+
+The classifier f and the critic D have their own Adam optimizers and are updated alternately on
+every batch, which the shared single-objective loop of :class:`TrainingDefense` cannot express;
+this defense therefore owns its loop but reuses ``benchlab.train`` for the plain pretraining epoch,
+for evaluation and for the history record. Only the classifier is cached (the critic is a
+training-time device; it is never used at test time).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from benchlab.classifier import TorchClassifier
+from benchlab.context import Context
+from benchlab.data import TensorData
+from benchlab.interfaces import Defense, Fitted, Victim
+from benchlab.params import Param
+from benchlab.train import History, evaluate, fit
+
+from .critic import AdversaryCritic, critic_objective, fooling_objective
+from .mapping import ClassConfidence, adversarial_mapping, cycle_consistency
+
+# Adam's beta1 for both players (Sec. 5: "momentum beta1 = 0.5").
+BETAS = (0.5, 0.999)
+
+
+class AdversaryCriticDefense(Defense):
+    """Adversary-critic training: f's high-confidence adversarial examples must fool a class-wise critic D.
+
+    Reference: Matyasko & Chau, "Improved Network Robustness with Adversary Critic", NeurIPS 2018,
+    https://arxiv.org/abs/1810.12576. Per batch: the critic step minimises eq. 4 (+ gradient penalty
+    at real and adversarial inputs); the classifier step minimises eq. 5, NLL + lam * -log D_k(A_f(x; k)),
+    plus lam_rec times the cycle-consistency of eq. 6, back-propagating through the differentiable
+    attack A_f (5 steps, target = closest boundary, C = running mean class confidence). One plain
+    epoch of pretraining first; Adam (beta1 0.5), lr 5e-4 (f) / 1e-3 (D), both halved every 40% of
+    the epochs (paper: every 40 of 100). lam is 0.5 for the MLP and 0.1 for LeNet-5 in the paper.
+    """
+
+    name = "adversary-critic"
+    version = "2"  # 2: the training mapping no longer projects onto [0, 1] (as the authors' code)
+    params = (
+        Param("lam", float, 0.5, "lambda: weight of the critic term of eq. 5 (paper: 0.5 MLP, 0.1 LeNet-5)",
+              low=0.0),
+        Param("lam_rec", float, 1e-2, "lambda_rec: weight of the cycle-consistency term (eq. 6)", low=0.0),
+        Param("lam_grad", float, 10.0, "weight of the critic's gradient-norm penalty", low=0.0),
+        Param("attack_steps", int, 5, "iterations of the training attack A_f", low=1),
+        Param("overshoot", float, 0.05, "training steps of A_f are scaled by 1 + overshoot (authors' code)",
+              low=0.0),
+        Param("lr", float, 5e-4, "classifier Adam learning rate", low=0.0),
+        Param("critic_lr", float, 1e-3, "critic Adam learning rate", low=0.0),
+        Param("critic_width", int, 1200, "units in each of the critic's two hidden layers", low=1),
+        Param("batch_size", int, 100, "batch size", low=1),
+        Param("pretrain_epochs", int, 1, "plain NLL epochs before the critic joins", low=0),
+        Param("epochs", int, None, "adversarial epochs (None: the victim recipe / matrix epochs)", low=0),
+    )
+    test_spec = "adversary-critic:critic_width=32,batch_size=32,pretrain_epochs=5,epochs=5"
+
+    # ---- training ----------------------------------------------------------------------------
+    def fit(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
+        torch.manual_seed(ctx.seed)
+        info = ctx.info
+        model = victim.build(info.input_shape, info.num_classes).to(ctx.device)
+        critic = AdversaryCritic(info.input_shape, info.num_classes, self.p.critic_width).to(ctx.device)
+        train = train.to(ctx.device)
+        monitor = ctx.monitor.to(ctx.device) if ctx.monitor is not None else None
+        opt_f = torch.optim.Adam(model.parameters(), lr=self.p.lr, betas=BETAS)
+        opt_d = torch.optim.Adam(critic.parameters(), lr=self.p.critic_lr, betas=BETAS)
+        recipe = ctx.recipe(victim, batch_size=self.p.batch_size)
+        epochs = recipe.epochs if self.p.epochs is None else self.p.epochs
+        # Pretraining shares the classifier's optimizer; no schedule (its own schedule starts after).
+        pretrain = recipe.override(epochs=self.p.pretrain_epochs, schedule="none")
+        history = fit(model, train, pretrain, seed=ctx.seed, monitor=monitor, optimizer=opt_f,
+                      progress=ctx.progress, desc=f"{self.spec}/pretrain")
+        confidence = ClassConfidence.estimate(model, train, info.num_classes)
+        # Halve both rates every 40% of the run (40 of the paper's 100 epochs).
+        period = max(1, round(0.4 * epochs))
+        schedules = [torch.optim.lr_scheduler.StepLR(opt, period, gamma=0.5) for opt in (opt_f, opt_d)]
+        generator = ctx.generator(salt=613)
+        totals: dict[str, float] = {}
+        for _ in range(epochs):
+            model.train()
+            critic.train()
+            order = torch.randperm(len(train), generator=generator).to(ctx.device)
+            totals = {}
+            for start in range(0, len(train), self.p.batch_size):
+                index = order[start : start + self.p.batch_size]
+                stats = self.step(model, critic, opt_f, opt_d, confidence, train.x[index], train.y[index])
+                for key, value in stats.items():
+                    totals[key] = totals.get(key, 0.0) + value
+            for schedule in schedules:
+                schedule.step()
+            history.train_acc.append(totals["correct"] / len(train))
+            history.loss.append(totals["loss"] / len(train))
+            if monitor is not None:
+                history.test_acc.append(evaluate(model, monitor))
+        if epochs:
+            history.train_acc[-1] = evaluate(model, train)
+        model.eval()
+        return Fitted(TorchClassifier(model), history, self._metrics(totals, len(train)))
+
+    def step(self, model, critic, opt_f, opt_d, confidence: ClassConfidence, x, y) -> dict:
+        """One critic update (eq. 4) then one classifier update (eq. 5 + lam_rec * eq. 6).
+
+        The adversarial examples are computed once, differentiably: the critic trains on their
+        values (detached) and the classifier step back-propagates through them. The authors'
+        code computes them twice with the same parameters, which gives the same values.
+        """
+        steps, overshoot = self.p.attack_steps, self.p.overshoot
+        logits = model(x)
+        source = logits.detach().argmax(1)
+        confidence.update(logits.detach())
+        x_adv, _ = adversarial_mapping(model, x, source, confidence, steps, overshoot, differentiable=True)
+        with torch.no_grad():
+            adv_pred = model(x_adv).argmax(1)
+        flipped = adv_pred != source  # only attacks that changed the prediction are adversarial examples
+        # Critic step on the current adversarial examples.
+        d_loss, parts = critic_objective(critic, x, y, x_adv[flipped].detach(), adv_pred[flipped],
+                                         self.p.lam_grad)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        # Classifier step against the updated critic; no gradients for the critic's parameters.
+        critic.requires_grad_(False)
+        nll = F.cross_entropy(logits, y)
+        fool = fooling_objective(critic, x_adv[flipped], adv_pred[flipped])
+        source_confidence = logits.detach().softmax(1).amax(1)
+        cycle = cycle_consistency(model, x[flipped], x_adv[flipped], source[flipped],
+                                  source_confidence[flipped], steps, overshoot)
+        loss = nll + self.p.lam * fool + self.p.lam_rec * cycle
+        opt_f.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_f.step()
+        critic.requires_grad_(True)
+        n, hits = len(y), flipped.sum().item()
+        return {"correct": (source == y).sum().item(), "loss": loss.item() * n, "flipped": hits,
+                "adv_l2": (x_adv - x).detach().flatten(1).norm(dim=1)[flipped].sum().item(),
+                "cycle": cycle.item() * hits, "critic_real": parts["real_correct"].item(),
+                "critic_adv": parts["adv_correct"].item()}
+
+    @staticmethod
+    def _metrics(totals: dict, n: int) -> dict:
+        """Last-epoch training diagnostics (documented in the README)."""
+        if not totals:
+            return {}
+        flipped = max(totals["flipped"], 1)
+        return {"ac_train_flip_rate": totals["flipped"] / n, "ac_train_adv_l2": totals["adv_l2"] / flipped,
+                "ac_train_cycle": totals["cycle"] / flipped, "ac_critic_acc_real": totals["critic_real"] / n,
+                "ac_critic_acc_adv": totals["critic_adv"] / flipped}
+
+    # ---- caching -----------------------------------------------------------------------------
+    def checkpoint(self, fitted: Fitted) -> tuple[dict, dict]:
+        history = fitted.history.as_dict() if fitted.history else {}
+        return fitted.classifier.module.state_dict(), {"history": history, "metrics": fitted.metrics}
+
+    def restore(self, victim: Victim, tensors: dict, info: dict, ctx: Context) -> Fitted:
+        model = victim.build(ctx.info.input_shape, ctx.info.num_classes)
+        model.load_state_dict(tensors)
+        return Fitted(TorchClassifier(model.to(ctx.device)), History(**info.get("history", {})),
+                      info.get("metrics", {}))

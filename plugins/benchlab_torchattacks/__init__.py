@@ -1,0 +1,24 @@
+"""benchlab-torchattacks: torchattacks (MIT) attacks behind benchlab's evasion-attack interface."""
+
+from benchlab import hookimpl
+
+from . import attacks
+
+
+@hookimpl
+def register_attacks(register):
+    for cls in attacks.ALL:
+        register(cls)
+
+
+@hookimpl
+def register_matrices(register):
+    # Each registered name once, tiny settings: a few seconds on digits.
+    register("smoke", {
+        "name": "torchattacks",
+        "datasets": ["digits"],
+        "attacks": ["ta:pgd,steps=5", "ta:deepfool,steps=20", "ta-deepfool:steps=20",
+                    "ta-cw:steps=30,lr=0.05"],
+        "defenses": ["erm"],
+        "victims": ["mlp"],
+    })
