@@ -25,7 +25,7 @@ SMOKE = {
     "attacks": ["deepconfuse:trials=1,maxiter=10,surrogate=graynet",
                 "deepconfuse:target=shift,trials=1,maxiter=10,surrogate=graynet"],
     "defenses": ["erm"],
-    "victims": ["graynet", "deepconfuse-cnn-scaled:width=0.5", "random-forest:trees=50"],
+    "victims": ["graynet", "random-forest:trees=50"],
     "recipe": {"epochs": 3},
 }
 
