@@ -11,7 +11,9 @@ Algorithm 1 first trains f_θ for the whole trial, storing its trajectory (θ_i,
 replays it to update g_ξ. Algorithm 2 (memory-efficient) updates a copy g'_ξ in the same loop,
 keeps f_θ training on the frozen g_ξ of the trial's start, and copies g' back at the end of the
 trial. The pseudo-update is one ``torch.func.functional_call`` with the surrogate's own
-parameters and ``create_graph=True``, so the surrogate is never rebuilt or deep-copied.
+parameters and ``create_graph=True``, so the surrogate is never rebuilt or deep-copied. When the
+surrogate trains with momentum μ, θ' = θ − α_f (μ·b + ∇_θ L) is the exact next iterate of its
+optimiser (μ = 0 gives the paper's plain-SGD step).
 
 Cost: the frozen generator's noise is computed without a graph, once per trial for the whole
 training set when the trial sees it all (else per batch); the generator gradient is taken with
