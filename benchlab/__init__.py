@@ -6,7 +6,7 @@ and the registry and runner entry points.
 
 from .classifier import Classifier, SklearnClassifier, TorchClassifier
 from .context import Context
-from .data import DataSplits, DatasetInfo, TensorData
+from .data import DatasetInfo, DataSplits, TensorData
 from .defense_base import TrainingDefense
 from .hookspecs import hookimpl
 from .interfaces import (

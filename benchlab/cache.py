@@ -14,9 +14,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors import SafetensorError
@@ -47,6 +47,7 @@ class ArtifactCache:
         self.hits = 0
         self.misses = 0
         self.rebuilt = 0
+        self._held: set[tuple[str, str]] = set()
 
     def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
         folder = self.root / kind
@@ -84,21 +85,28 @@ class ArtifactCache:
         os.replace(tmp_meta, meta_path)  # the sidecar lands last: a half-written artifact never verifies
 
     @contextmanager
-    def _locked(self, kind: str, key: str):
+    def lock(self, kind: str, key: str):
+        """Hold the artifact's file lock: another worker computing the same artifact waits, then
+        finds it saved. Re-entrant within this cache object (a nested flock would deadlock)."""
+        if (kind, key) in self._held:
+            yield
+            return
         lock_path = self.root / kind / f"{key}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
+            self._held.add((kind, key))
             try:
                 yield
             finally:
+                self._held.discard((kind, key))
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def get_or_create(
         self, kind: str, key: str, compute: Callable[[], tuple[dict[str, torch.Tensor], dict]]
     ) -> tuple[dict[str, torch.Tensor], dict, bool]:
         """Return ``(tensors, info, was_cached)``, computing and saving on a miss."""
-        with self._locked(kind, key):
+        with self.lock(kind, key):
             found = self.load(kind, key)
             if found is not None:
                 self.hits += 1

@@ -10,6 +10,7 @@ perturb the test set, measure clean and robust accuracy.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 import traceback
@@ -127,17 +128,16 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
         return memo, 0.0, True
     tick = time.perf_counter()
     cacheable = victim.framework == "torch" and hasattr(defense, "restore")
-    found = ctx.cache.load("model", key) if cacheable else None
-    if found is not None:
+    # Locked: two process/Ray workers that need the same model train it once; the second restores it.
+    with ctx.cache.lock("model", key) if cacheable else contextlib.nullcontext():
+        found = ctx.cache.load("model", key) if cacheable else None
         seed_everything(ctx.seed)
-        fitted = defense.restore(victim, found[0], found[1], ctx)
-        hit = True
-    else:
-        seed_everything(ctx.seed)
-        fitted = defense.fit(victim, train, ctx)
-        if cacheable:
-            ctx.cache.save("model", key, *defense.checkpoint(fitted))
-        hit = False
+        if found is not None:
+            fitted, hit = defense.restore(victim, found[0], found[1], ctx), True
+        else:
+            fitted, hit = defense.fit(victim, train, ctx), False
+            if cacheable:
+                ctx.cache.save("model", key, *defense.checkpoint(fitted))
     _fitted_memo.clear()  # keep one trained model in memory: consecutive evasion cells share it
     _fitted_memo[key] = fitted
     return fitted, time.perf_counter() - tick, hit

@@ -53,6 +53,9 @@ def _run_options(func):
 @_run_options
 @click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local", show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes / Ray CPUs.")
+@click.option("--threads", type=click.IntRange(1),
+              help="Torch threads per cell [default: torch's choice (local), cores / workers (process), "
+                   "1 (ray)]. Use 1 on a machine shared with other jobs.")
 @click.option("--ray-address", help="Join this Ray cluster (default: start a local one).")
 @click.option("--gpus-per-cell", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Ray GPU share per cell (0.25 packs four small cells on a GPU).")
@@ -60,8 +63,8 @@ def _run_options(func):
 @click.option("--leaderboard-to", type=click.Path(file_okay=False),
               help="Where to write the leaderboard [default: leaderboards/<matrix>].")
 @click.option("--dry-run", is_flag=True, help="Only list the cells that would run.")
-def run(matrix_name, out, seeds, device, data_root, download, executor, workers, ray_address, gpus_per_cell,
-        retry_failed, leaderboard_to, dry_run):
+def run(matrix_name, out, seeds, device, data_root, download, executor, workers, threads, ray_address,
+        gpus_per_cell, retry_failed, leaderboard_to, dry_run):
     """Run a matrix of attack x defense x victim x dataset cells, then render its leaderboard.
 
     Finished cells are skipped, so a killed run resumes where it stopped.
@@ -84,7 +87,7 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
     settings = Settings(out=str(out), device=device, data_root=data_root, download=download,
                         progress=executor == "local" and sys.stderr.isatty(), matrix=matrix.name)
     summary = run_matrix(matrix, settings, executor=executor, workers=workers, retry_failed=retry_failed,
-                         ray_address=ray_address, gpus_per_cell=gpus_per_cell)
+                         ray_address=ray_address, gpus_per_cell=gpus_per_cell, threads=threads)
     click.echo(summary.line())
     dest = Path(leaderboard_to or Path("leaderboards") / matrix.name)
     _render(out, dest, matrix.name, summary.cell_ids)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,17 +45,17 @@ class Context:
     seed: int
     device: torch.device
     info: DatasetInfo
-    cache: "ArtifactCache | None" = None
+    cache: ArtifactCache | None = None
     progress: bool = False
     # Field overrides for victims' training recipes (e.g. fewer epochs in the smoke matrix).
     recipe_overrides: dict = field(default_factory=dict)
     # The clean test set, for per-epoch monitoring only (never for model selection).
     monitor: TensorData | None = None
-    victim: "Victim | None" = None
+    victim: Victim | None = None
     # Supplied by the runner: a classifier trained with another defense on clean data (transfer attacks).
-    reference: "Callable[[str], Classifier] | None" = None
+    reference: Callable[[str], Classifier] | None = None
 
-    def recipe(self, victim: "Victim", **changes) -> Recipe:
+    def recipe(self, victim: Victim, **changes) -> Recipe:
         """The victim's recipe with the matrix overrides, then the caller's ``changes``, applied."""
         return victim.recipe.override(**self.recipe_overrides).override(**changes)
 

@@ -28,10 +28,10 @@ class TensorData:
     def device(self) -> torch.device:
         return self.x.device
 
-    def to(self, device) -> "TensorData":
+    def to(self, device) -> TensorData:
         return TensorData(self.x.to(device), self.y.to(device))
 
-    def subset(self, index) -> "TensorData":
+    def subset(self, index) -> TensorData:
         return TensorData(self.x[index], self.y[index])
 
     def fingerprint(self) -> str:
@@ -79,7 +79,7 @@ class DataSplits:
     def fingerprint(self) -> str:
         return tensor_fingerprint(self.train.x, self.train.y, self.test.x, self.test.y)
 
-    def to(self, device) -> "DataSplits":
+    def to(self, device) -> DataSplits:
         return replace(self, train=self.train.to(device), test=self.test.to(device))
 
 

@@ -12,8 +12,8 @@ import torch
 
 from .classifier import SklearnClassifier, TorchClassifier
 from .context import Context
-from .interfaces import Defense, Fitted, Victim
 from .data import TensorData
+from .interfaces import Defense, Fitted, Victim
 from .train import History, Recipe, cross_entropy, fit
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from .classifier import Classifier
-from .data import DataSplits, DatasetInfo, TensorData
+from .data import DatasetInfo, DataSplits, TensorData
 from .params import Param, format_spec
 from .train import History, Recipe
 
@@ -58,7 +58,7 @@ class Plugin:
         """What makes this plugin's output what it is: enters cache keys and cell ids."""
         return {"kind": self.kind, "name": self.name, "version": self.version, "params": self.values}
 
-    def incompatibility(self, info: DatasetInfo, victim: "Victim | None") -> str | None:
+    def incompatibility(self, info: DatasetInfo, victim: Victim | None) -> str | None:
         """Return a reason when this plugin cannot run on (dataset, victim); None when it can."""
         return None
 
@@ -97,7 +97,7 @@ class Defense(Plugin):
     kind = "defense"
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
 
-    def fit(self, victim: Victim, train: TensorData, ctx: "Context") -> Fitted:
+    def fit(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
         raise NotImplementedError
 
     # Optional: defenses that implement both get their torch models cached between cells.
@@ -106,7 +106,8 @@ class Defense(Plugin):
 
     def incompatibility(self, info, victim):
         if victim is not None and victim.framework not in self.frameworks:
-            return f"defense {self.spec} needs a {' or '.join(self.frameworks)} victim; {victim.name} is {victim.framework}"
+            needed = " or ".join(self.frameworks)
+            return f"defense {self.spec} needs a {needed} victim; {victim.name} is {victim.framework}"
         return None
 
 
@@ -127,12 +128,12 @@ class PoisonedSet:
         out.update({f"extra.{k}": v for k, v in self.extras.items()})
         return {k: v.detach().cpu().contiguous() for k, v in out.items()}
 
-    def to(self, device) -> "PoisonedSet":
+    def to(self, device) -> PoisonedSet:
         return PoisonedSet(self.data.to(device), self.poisoned.to(device),
                            {k: v.to(device) for k, v in self.extras.items()})
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "PoisonedSet":
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> PoisonedSet:
         extras = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
         return cls(TensorData(tensors["x"], tensors["y"]), tensors["poisoned"].bool(), extras)
 
@@ -145,10 +146,10 @@ class PoisonAttack(Plugin):
     # True for the no-poison reference: its cells share trained models with the evasion cells.
     leaves_data_clean: ClassVar[bool] = False
 
-    def craft(self, train: TensorData, ctx: "Context") -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
         raise NotImplementedError
 
-    def metrics(self, poison: PoisonedSet, fitted: Fitted, splits: DataSplits, ctx: "Context") -> dict:
+    def metrics(self, poison: PoisonedSet, fitted: Fitted, splits: DataSplits, ctx: Context) -> dict:
         """Attack-specific metrics (documented names) beyond the standard accuracies."""
         return {}
 
@@ -172,7 +173,7 @@ class EvasionAttack(Plugin):
     # Minimal-norm attacks search for the smallest flip; the runner reports ||r|| and ||r||/||x||.
     minimal_norm: ClassVar[bool] = False
 
-    def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: "Context"):
+    def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: Context):
         """Return adversarial inputs (a tensor or an :class:`EvasionResult`)."""
         raise NotImplementedError
 

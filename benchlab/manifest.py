@@ -48,7 +48,6 @@ def _static(device_type: str, device_name: str) -> dict:
         "platform": platform.platform(),
         "git_commit": git_commit(),
         "device": device_name,
-        "torch_threads": torch.get_num_threads(),
         "cuda": torch.version.cuda if device_type == "cuda" else None,
     }
 
@@ -59,8 +58,10 @@ def _plugin_dists(pm) -> dict:
 
 
 def manifest(device: torch.device | None) -> dict:
-    """The manifest recorded with every cell row."""
+    """The manifest recorded with every cell row (threads read now: ``--threads`` may change them)."""
     if device is None:
-        return _static("unknown", "unknown")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})"
-    return _static(device.type, name)
+        static = _static("unknown", "unknown")
+    else:
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})"
+        static = _static(device.type, name)
+    return {**static, "torch_threads": torch.get_num_threads()}

@@ -161,7 +161,8 @@ def _expand_block(block: dict, registry: Registry):
             attack = with_budget(registry, attack_spec, budgets)
             for defense in defenses:
                 for victim in victims:
-                    reason = next(filter(None, (p.incompatibility(info, victim) for p in (victim, defense, attack))), None)
+                    reasons = (p.incompatibility(info, victim) for p in (victim, defense, attack))
+                    reason = next(filter(None, reasons), None)
                     for seed in block["seeds"]:
                         identity = cache_key(dataset.identity(), attack.identity(), defense.identity(),
                                              victim.identity(), seed, recipe)

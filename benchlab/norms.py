@@ -6,7 +6,7 @@ Every function works on whole batches (N, C, H, W); per-example norms are taken 
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

@@ -17,8 +17,17 @@ from torch import nn
 
 from .context import Context
 from .data import DataSplits, TensorData
-from .interfaces import (NAME_PATTERN, DatasetSource, Defense, EvasionAttack, EvasionResult, PoisonAttack,
-                         PoisonedSet, Victim, perturbation_norms)
+from .interfaces import (
+    NAME_PATTERN,
+    DatasetSource,
+    Defense,
+    EvasionAttack,
+    EvasionResult,
+    PoisonAttack,
+    PoisonedSet,
+    Victim,
+    perturbation_norms,
+)
 from .params import Param
 from .plugins import get_registry
 from .train import Recipe

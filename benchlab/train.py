@@ -7,8 +7,8 @@ inside the loop. Defenses customise training through ``objective`` (the per-batc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
 
 import torch
 from torch import nn
@@ -36,7 +36,7 @@ class Recipe:
     # Convolutions run in NHWC: oneDNN (CPU) and cuDNN pick faster kernels (see benchmarks/).
     channels_last: bool = True
 
-    def override(self, **changes) -> "Recipe":
+    def override(self, **changes) -> Recipe:
         changes = {k: v for k, v in changes.items() if v is not None}
         unknown = set(changes) - set(asdict(self))
         if unknown:

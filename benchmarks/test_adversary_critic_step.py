@@ -9,16 +9,14 @@ The reported figure is the ratio of best-of-N times, not the absolute seconds.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
-from torch.nn import functional as F
-
-from benchlab.plugins import get_registry
 from benchlab_adversary_critic.critic import AdversaryCritic
 from benchlab_adversary_critic.defense import BETAS, AdversaryCriticDefense
 from benchlab_adversary_critic.mapping import ClassConfidence
+from torch.nn import functional as F
+
+from benchlab.plugins import get_registry
 
 BATCH = 100
 REPEATS = 5
@@ -26,14 +24,7 @@ REPEATS = 5
 ERM_REPEATS = 50
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Both steps on one thread: on a shared 2-core machine, torch's thread pool makes small double-
-    # backward graphs 10x slower and the ratio meaningless.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small double-backward graphs
 
 
 @pytest.fixture(scope="module")
@@ -54,22 +45,12 @@ def _erm_step(model, optimizer, x, y):
     optimizer.step()
 
 
-def _best_of(step, repeats=REPEATS) -> float:
-    step()  # warm-up: first-call allocations
-    times = []
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - tick)
-    return min(times)
-
-
 @pytest.mark.parametrize("victim", ["mlp3:width=256", "lenet5"])
-def test_adversary_critic_step_vs_erm_step(benchmark, batch, victim):
+def test_adversary_critic_step_vs_erm_step(benchmark, best_of, batch, victim):
     x, y, info = batch
     erm_model = _model(victim, info)
     erm_optimizer = torch.optim.Adam(erm_model.parameters(), lr=1e-3)
-    baseline = _best_of(lambda: _erm_step(erm_model, erm_optimizer, x, y), ERM_REPEATS)
+    baseline = best_of(lambda: _erm_step(erm_model, erm_optimizer, x, y), ERM_REPEATS, warmup=True)
 
     defense = AdversaryCriticDefense(critic_width=1200)
     model = _model(victim, info)

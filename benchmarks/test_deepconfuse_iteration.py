@@ -21,12 +21,18 @@ import time
 
 import pytest
 import torch
+from benchlab_deepconfuse.confuse import (
+    ConfuseSettings,
+    generator_step,
+    momentum_velocity,
+    poisoned,
+    pseudo_update,
+    surrogate_step,
+)
+from benchlab_deepconfuse.generator import build_generator, noise_of
 from torch.nn import functional as F
 
 from benchlab.plugins import get_registry
-from benchlab_deepconfuse.confuse import (ConfuseSettings, generator_step, momentum_velocity, poisoned,
-                                          pseudo_update, surrogate_step)
-from benchlab_deepconfuse.generator import build_generator, noise_of
 
 ROUNDS = 15
 TARGET_RATIO = 6.0

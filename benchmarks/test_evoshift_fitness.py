@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
 import torch
-
-from benchlab.plugins import get_registry
 from benchlab_evoshift.patterns import decode, dimension
 from benchlab_evoshift.population import Fitness, SearchData
+
+from benchlab.plugins import get_registry
 
 POPSIZE = 8
 
@@ -60,36 +59,19 @@ def _two_processes(pool, fitness, patterns):
     return np.concatenate([f.result() for f in [pool.submit(fitness, half) for half in halves]])
 
 
-def _best_of(function, repeats=2):
-    times = []
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - tick)
-    return min(times)
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_population_fitness_throughput(benchmark, setting, one_thread):
+def test_population_fitness_throughput(benchmark, best_of, setting, one_thread):
     splits, patterns = setting
     sequential, batched = _fitness(splits, False), _fitness(splits, True)
     half = _fitness(splits, True, size=250)
     batched(patterns[:2])  # warm-up: first vmap call
-    seconds = {"sequential": _best_of(lambda: sequential(patterns))}
+    seconds = {"sequential": best_of(lambda: sequential(patterns), repeats=2)}
     benchmark.pedantic(batched, args=(patterns,), rounds=2, iterations=1)
     seconds["batched"] = min(benchmark.stats.stats.data)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(2, mp_context=context, initializer=_one_thread) as pool:
         _two_processes(pool, sequential, patterns[:2])  # warm-up: start the workers, import torch
-        seconds["two processes"] = _best_of(lambda: _two_processes(pool, sequential, patterns))
-    seconds["batched, half subset"] = _best_of(lambda: half(patterns))
+        seconds["two processes"] = best_of(lambda: _two_processes(pool, sequential, patterns), repeats=2)
+    seconds["batched, half subset"] = best_of(lambda: half(patterns), repeats=2)
     rates = {name: POPSIZE / value for name, value in seconds.items()}
     speedups = {name: seconds["sequential"] / value for name, value in seconds.items()}
     benchmark.extra_info.update({f"{name} evals/s": rate for name, rate in rates.items()})

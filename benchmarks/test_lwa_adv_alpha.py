@@ -6,7 +6,6 @@ Both compute Algorithm 1 of Huang et al. (arXiv:1511.03034) on the same trained 
 the same run. torchattacks' own one-step DeepFool (logits, not softmax) is timed as a reference.
 """
 
-import time
 
 import pytest
 import torch
@@ -20,7 +19,6 @@ BATCH, C = 512, 1.0
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.set_num_threads(1)  # a shared 2-core machine: one thread for both sides
     registry = get_registry()
     splits = registry.create("datasets", "digits").load()
     x, y = splits.train.x[:BATCH], splits.train.y[:BATCH]
@@ -55,17 +53,8 @@ def per_image_adv_alpha(module, x, y, c):
     return torch.cat(out)
 
 
-def best_of(function, repeats=3):
-    times = []
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - tick)
-    return min(times)
-
-
 @pytest.mark.parametrize("victim", ["mlp", "lenet5"])
-def test_adv_alpha_batched_vs_per_image(benchmark, setup, victim):
+def test_adv_alpha_batched_vs_per_image(benchmark, best_of, one_thread, setup, victim):
     registry, ctx, x, y, models = setup
     model = models[victim]
     attack = registry.create("attacks", f"adv-alpha:norm=l2,eps={C}")

@@ -8,8 +8,6 @@ evaluates the final model on the whole training set (its ``train_acc``), so it d
 work. The breakdown re-times the baseline with one of benchlab's choices added at a time.
 """
 
-import time
-
 import pytest
 import torch
 from torch import nn
@@ -63,19 +61,10 @@ def _plain_loop(model, train, *, indexed=False, channels_last=False, fused=None)
             optimizer.step()
 
 
-def _best_of(function, repeats=3):
-    times = []
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - tick)
-    return min(times)
-
-
 @pytest.mark.parametrize("victim", ["mlp", "lenet5"])
-def test_trainer_vs_dataloader(benchmark, data, victim):
+def test_trainer_vs_dataloader(benchmark, best_of, data, victim):
     def timed(**switches):
-        return _best_of(lambda: _plain_loop(_model(victim), data, **switches))
+        return best_of(lambda: _plain_loop(_model(victim), data, **switches))
 
     timed()  # warm-up: first-call allocations and oneDNN kernel selection
     baseline = timed()

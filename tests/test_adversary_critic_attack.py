@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from benchlab_adversary_critic.high_confidence import closest_boundary_target, high_confidence_attack
 from torch import nn
 
 from benchlab.context import Context
 from benchlab.testing import check_plugin
-from benchlab_adversary_critic.high_confidence import closest_boundary_target, high_confidence_attack
 
 
 @pytest.fixture(scope="module")

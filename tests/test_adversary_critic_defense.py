@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from benchlab_adversary_critic.critic import AdversaryCritic, critic_objective
+from benchlab_adversary_critic.defense import AdversaryCriticDefense
+from benchlab_adversary_critic.mapping import CONFIDENCE_DECAY, ClassConfidence, cycle_consistency
+from benchlab_adversary_critic.vat import kl_from_logits, virtual_adversarial_direction
 from torch import nn
 
 from benchlab.context import Context
 from benchlab.data import TensorData
 from benchlab.testing import check_plugin
-from benchlab_adversary_critic.critic import AdversaryCritic, critic_objective
-from benchlab_adversary_critic.defense import AdversaryCriticDefense
-from benchlab_adversary_critic.mapping import CONFIDENCE_DECAY, ClassConfidence, cycle_consistency
-from benchlab_adversary_critic.vat import kl_from_logits, virtual_adversarial_direction
 
 
 def fit(registry, digits, defense: str, victim: str = "mlp3:width=64", epochs: int = 10):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from benchlab_baselines import defenses
+from benchlab_baselines.defenses import median_filter
 from torch import nn
 
 import benchlab.train
 from benchlab.context import Context
-from benchlab_baselines import defenses
-from benchlab_baselines.defenses import median_filter
-
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import socket
 
 import pytest
 import torch
+from benchlab_baselines import victims
 from torch import nn
 
 from benchlab.context import Context
 from benchlab.params import SpecError
-from benchlab_baselines import victims
 
 TORCH_VICTIMS = ["mlp", "lenet5", "deepconfuse-cnn", "cnn5", "graynet", "colornet", "resnet20", "resnet32",
                  "densenet40", "timm:resnet18"]

@@ -17,7 +17,7 @@ import torch
 
 from benchlab.datasets.base import DatasetMissing, MalformedDataset
 from benchlab.datasets.idx import read_idx
-from benchlab.datasets.mnist import DEBIAN_FASHION_MNIST_DIR, FashionMNIST, MNIST
+from benchlab.datasets.mnist import DEBIAN_FASHION_MNIST_DIR, MNIST, FashionMNIST
 from benchlab.datasets.torchvision_sources import CIFAR10, STL10, SVHN
 from benchlab.plugins import get_registry
 

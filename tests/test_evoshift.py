@@ -9,14 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-from benchlab.classifier import TorchClassifier
-from benchlab.context import Context
-from benchlab.data import DataSplits, DatasetInfo, TensorData
-from benchlab.interfaces import Fitted, PoisonedSet
-from benchlab.cache import ArtifactCache
-from benchlab.testing import check_plugin
 from benchlab_baselines.poison_attacks import stamp
 from benchlab_evoshift import population
 from benchlab_evoshift.evoshift import EvoShift
@@ -27,6 +19,14 @@ from benchlab_evoshift.search import ResumableCMA
 from benchlab_evoshift.sensitivity import sensitivity_metrics
 from benchlab_evoshift.svf import resize, sample_locations, spatial_value_function, transfer_pattern
 from benchlab_evoshift.vibce import VIBCE, vib_loss
+from torch import nn
+
+from benchlab.cache import ArtifactCache
+from benchlab.classifier import TorchClassifier
+from benchlab.context import Context
+from benchlab.data import DatasetInfo, DataSplits, TensorData
+from benchlab.interfaces import Fitted, PoisonedSet
+from benchlab.testing import check_plugin
 
 
 def context(splits, seed=0, cache=None, **changes) -> Context:

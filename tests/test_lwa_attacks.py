@@ -3,6 +3,8 @@ exact budgets, FGSM equality, minimal-norm search, transfer (source=) and the pl
 
 import pytest
 import torch
+from benchlab_lwa.attack_base import smallest_flip_scale
+from benchlab_lwa.linearization import minimal_linear_perturbation, softmax_jacobian
 from torch import nn
 from torch.nn import functional as F
 
@@ -11,8 +13,7 @@ from benchlab.context import Context
 from benchlab.interfaces import EvasionResult, perturbation_norms
 from benchlab.params import SpecError
 from benchlab.testing import check_plugin
-from benchlab_lwa.attack_base import smallest_flip_scale
-from benchlab_lwa.linearization import minimal_linear_perturbation, softmax_jacobian
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():

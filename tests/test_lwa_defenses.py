@@ -3,12 +3,13 @@ claimed effect (robust accuracy up at the same c, clean accuracy within a few po
 
 import pytest
 import torch
+from benchlab_lwa.linearization import adversarial_direction, loss_gradient
+from benchlab_lwa.lwa import split_at
 from torch.nn import functional as F
 
 from benchlab.context import Context
 from benchlab.testing import TinyVictim, check_plugin
-from benchlab_lwa.linearization import adversarial_direction, loss_gradient
-from benchlab_lwa.lwa import split_at
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():

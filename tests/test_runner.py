@@ -1,6 +1,5 @@
 """The matrix runner: recording, failures, determinism, caching, kill-and-resume, executors."""
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -70,9 +69,10 @@ def test_matrix_records_every_cell_and_a_failing_plugin_does_not_stop_it(tmp_pat
     manifest = ok[0]["manifest"]
     assert manifest["versions"]["torch"] == torch.__version__.split("+")[0] or manifest["versions"]["torch"]
     assert manifest["device"].startswith("cpu") and "git_commit" in manifest
-    # the evasion cells of one (defense, victim) share a single trained model
-    evasion = [r for r in ok if r["threat"] == "evasion" and r["defense"] == "erm" and r["victim"] == "mlp"]
-    assert sorted(r["metrics"]["cache_hit_model"] for r in evasion) == [False, True]
+    # the evasion cells and the clean poison cell of one (defense, victim) share one trained model
+    shared = [r for r in ok if r["attack"].split(":")[0] in ("clean", "none", "fgsm")
+              and r["defense"] == "erm" and r["victim"] == "mlp"]
+    assert sorted(r["metrics"]["cache_hit_model"] for r in shared) == [False, True, True]
 
 
 def test_rerun_skips_finished_cells(tmp_path, registry):
@@ -182,3 +182,23 @@ def test_parallel_executors_fill_the_same_rows(tmp_path, registry, executor):
     expected = {r["cell_id"]: _numbers(r) for r in ResultsStore(tmp_path / "local").rows()}
     got = {r["cell_id"]: _numbers(r) for r in ResultsStore(tmp_path / executor).rows()}
     assert got.keys() == expected.keys()
+    rows = ResultsStore(tmp_path / executor).rows()
+    assert {r["manifest"]["torch_threads"] for r in rows} == {1}
+    # clean, none and fgsm share one clean-trained mlp per defense: the cache lock makes the workers
+    # train it once between them, whichever worker gets there first
+    for defense in ("erm", "weight-decay"):
+        shared = [r for r in rows if r["victim"] == "mlp" and r["defense"] == defense
+                  and r["attack"].split(":")[0] in ("clean", "none", "fgsm")]
+        assert len(shared) == 3 and sum(not r["metrics"]["cache_hit_model"] for r in shared) == 1
+
+
+def test_threads_option_applies_per_cell_is_recorded_and_restored(tmp_path, registry):
+    text = TINY.replace('attacks = ["clean", "uniform-noise", "none", "fgsm"]', 'attacks = ["clean"]')
+    matrix = load_matrix(str(_matrix(tmp_path, text)), registry)
+    before = torch.get_num_threads()
+    run_matrix(matrix, Settings(out=str(tmp_path / "run")), threads=before + 1, show_progress=False)
+    rows = [r for r in ResultsStore(tmp_path / "run").rows() if r["status"] == "ok"]
+    assert rows and {r["manifest"]["torch_threads"] for r in rows} == {before + 1}
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be >= 1, not 0"):
+        run_matrix(matrix, Settings(out=str(tmp_path / "run")), threads=0, show_progress=False)

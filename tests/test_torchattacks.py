@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torchattacks
+from benchlab_torchattacks.adapter import ClassifierModule, frozen
+from benchlab_torchattacks.catalogue import CATALOGUE
+from benchlab_torchattacks.search_cw import BinarySearchCW
 
 from benchlab.context import Context
 from benchlab.params import SpecError
 from benchlab.testing import check_plugin
-from benchlab_torchattacks.adapter import ClassifierModule, frozen
-from benchlab_torchattacks.catalogue import CATALOGUE
-from benchlab_torchattacks.search_cw import BinarySearchCW
 
 
 @pytest.fixture(scope="module")

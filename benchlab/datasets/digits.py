@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data import DataSplits, DatasetInfo, TensorData, per_class_subsample
+from ..data import DatasetInfo, DataSplits, TensorData, per_class_subsample
 from ..interfaces import DatasetSource
 from ..params import Param
 

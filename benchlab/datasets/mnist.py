@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-from ..data import DataSplits, DatasetInfo
+from ..data import DatasetInfo, DataSplits
 from .base import GRAY28_BUDGETS, DatasetMissing, SubsampledSource, missing_message, resolve_root
 from .idx import IDX_FILES, find_idx_set, read_idx_pair
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from ..data import DataSplits, DatasetInfo
+from ..data import DatasetInfo, DataSplits
 from .base import (
     COLOUR_BUDGETS,
     DatasetMissing,

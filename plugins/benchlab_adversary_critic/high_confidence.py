@@ -16,7 +16,7 @@ value forward, the gradient of ``sigmoid(slope · (C - p_t))`` backward.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F

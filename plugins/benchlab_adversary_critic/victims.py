@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from benchlab_baselines.models_small import SplitNet
 from torch import nn
 
 from benchlab.interfaces import Victim
 from benchlab.params import Param
 from benchlab.train import Recipe
-from benchlab_baselines.models_small import SplitNet
 
 
 def mlp3(input_shape, num_classes: int, width: int) -> SplitNet:

@@ -14,10 +14,18 @@ from torch.nn import functional as F
 from benchlab.classifier import Classifier
 from benchlab.context import Context
 from benchlab.interfaces import EvasionAttack
+from benchlab.norms import (
+    chunks,
+    eps_param,
+    in_ball,
+    missing_budget,
+    norm_param,
+    on_sphere,
+    project,
+    resolve_budget,
+    steepest_direction,
+)
 from benchlab.params import Param
-
-from benchlab.norms import chunks, eps_param, in_ball, missing_budget, norm_param, on_sphere, project, \
-    resolve_budget, steepest_direction
 
 
 def loss_gradient(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

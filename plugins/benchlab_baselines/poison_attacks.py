@@ -12,9 +12,8 @@ import torch
 from benchlab.context import Context
 from benchlab.data import DataSplits, TensorData
 from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
-from benchlab.params import Param
-
 from benchlab.norms import chunks, eps_param, fraction_param, missing_budget, norm_param, resolve_budget
+from benchlab.params import Param
 
 # Poison crafting touches every training image once; larger chunks than for gradient attacks are fine.
 CRAFT_CHUNK = 4096
@@ -57,6 +56,7 @@ class Clean(PoisonAttack):
     """
 
     name = "clean"
+    leaves_data_clean = True  # its victims are the evasion cells' clean models: trained once, shared
 
     def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
         return PoisonedSet(train, torch.zeros(len(train), dtype=torch.bool, device=train.device))

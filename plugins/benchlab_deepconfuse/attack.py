@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import torch
+from benchlab_baselines.poison_attacks import choose
 
 from benchlab.cache import cache_key
 from benchlab.classifier import TorchClassifier
@@ -14,7 +15,6 @@ from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
 from benchlab.norms import eps_param, fraction_param, missing_budget, resolve_budget
 from benchlab.params import Param, SpecError
 from benchlab.plugins import get_registry
-from benchlab_baselines.poison_attacks import choose
 
 from . import figures
 from .confuse import ConfuseSettings, poisoned, train_generator

@@ -23,8 +23,8 @@ training set when the trial sees it all (else per batch); the generator gradient
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 from torch import nn

@@ -6,11 +6,11 @@ of the original conv20-conv50-fc500 network. The original itself is the baseline
 
 from __future__ import annotations
 
+from benchlab_baselines.models_small import SplitNet, conv_relu, pad_to, with_fc_head
+from benchlab_baselines.victims import ADAM, SplitVictim
 from torch import nn
 
 from benchlab.params import Param
-from benchlab_baselines.models_small import SplitNet, conv_relu, pad_to, with_fc_head
-from benchlab_baselines.victims import ADAM, SplitVictim
 
 
 def scaled_deepconfuse_cnn(input_shape, num_classes: int, width: float) -> SplitNet:

@@ -10,15 +10,15 @@ fitness hold-out drawn from it.
 from __future__ import annotations
 
 import torch
+from benchlab_baselines.poison_attacks import RandomPixels
 
 from benchlab.cache import cache_key
 from benchlab.context import Context
 from benchlab.data import TensorData
 from benchlab.interfaces import PoisonedSet
+from benchlab.norms import fraction_param, missing_budget, resolve_budget
 from benchlab.params import Param
 from benchlab.plugins import get_registry
-from benchlab_baselines.poison_attacks import RandomPixels
-from benchlab.norms import fraction_param, missing_budget, resolve_budget
 
 from .patterns import Pattern, decode, dimension, encode
 from .population import COSTS, Fitness, SearchData, perturb

@@ -16,18 +16,18 @@ convolution per layer instead of P small ones), which is what makes a generation
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
+from benchlab_baselines.poison_attacks import stamp
 from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
 from benchlab.data import TensorData
 from benchlab.train import Recipe, fit, make_optimizer
-from benchlab_baselines.poison_attacks import stamp
 
 from .patterns import Pattern
 

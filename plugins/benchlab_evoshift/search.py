@@ -10,8 +10,8 @@ tensors plus JSON info through :class:`benchlab.cache.ArtifactCache` (no pickle)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import cma
 import numpy as np
@@ -70,7 +70,7 @@ class ResumableCMA:
 
     def run(self, evaluate: Callable[[list[np.ndarray]], np.ndarray], generations: int,
             history: History | None = None,
-            on_generation: Callable[["ResumableCMA", History], None] | None = None) -> History:
+            on_generation: Callable[[ResumableCMA, History], None] | None = None) -> History:
         """``generations`` generations; those already in ``history`` are replayed, not evaluated."""
         cached = history or History()
         done = History()

@@ -14,12 +14,12 @@ classes carry a pattern (absent: all do).
 from __future__ import annotations
 
 import torch
+from benchlab_baselines.poison_attacks import stamp
 
 from benchlab.classifier import Classifier
 from benchlab.context import Context
 from benchlab.data import DataSplits, TensorData
 from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
-from benchlab_baselines.poison_attacks import stamp
 
 
 def normalise(accuracy: float, num_classes: int) -> float:

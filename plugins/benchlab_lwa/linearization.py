@@ -19,8 +19,8 @@ workshop version's ``gap/||w||₂² · w`` (norm ``gap/||w||₂``), the two vers
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 import torch
 from torch import nn

@@ -11,8 +11,8 @@ perturbation (:mod:`.deepfool_total`) and C&W's binary search over c (:mod:`.sea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torchattacks
 from torch import nn

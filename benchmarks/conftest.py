@@ -1,0 +1,40 @@
+"""Shared benchmark helpers: ratios are measured in the same run, on a pinned thread count.
+
+Every benchmark reports a ratio between two ways of doing the same work, both timed here, so a
+noisy or busy machine slows both sides alike; absolute seconds are recorded but never asserted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+import torch
+
+
+def best_of(function: Callable[[], object], repeats: int = 3, warmup: bool = False) -> float:
+    """The fastest of ``repeats`` timed calls (the least disturbed by other processes)."""
+    if warmup:
+        function()  # first-call allocations and kernel selection are not what we measure
+    times = []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - tick)
+    return min(times)
+
+
+@pytest.fixture(name="best_of")
+def best_of_fixture():
+    return best_of
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test: on a shared 2-core machine torch's thread pool spin-waits
+    and small graphs run 10x slower, which makes ratios meaningless."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
