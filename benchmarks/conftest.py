@@ -6,6 +6,7 @@ noisy or busy machine slows both sides alike; absolute seconds are recorded but 
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -23,6 +24,20 @@ def best_of(function: Callable[[], object], repeats: int = 3, warmup: bool = Fal
         function()
         times.append(time.perf_counter() - tick)
     return min(times)
+
+
+def median_times(functions: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds of each function, timed interleaved round after round after one warm-up
+    call each, so a burst of load from elsewhere hits every contender instead of one."""
+    for function in functions.values():
+        function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            tick = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - tick)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 @pytest.fixture(name="best_of")
