@@ -90,7 +90,7 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
                          ray_address=ray_address, gpus_per_cell=gpus_per_cell, threads=threads)
     click.echo(summary.line())
     dest = Path(leaderboard_to or Path("leaderboards") / matrix.name)
-    _render(out, dest, matrix.name, summary.cell_ids)
+    _render(out, dest, matrix.name, summary.cell_ids, matrix.block_cell_ids(registry))
     click.echo(f"leaderboard: {dest}/README.md")
     if summary.unfinished or summary.counts["failed"]:
         click.echo("some cells failed or did not finish: `benchlab show --out DIR --status failed --json` "
@@ -98,7 +98,7 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         sys.exit(1)
 
 
-def _render(out, dest: Path, title: str, cell_ids=None):
+def _render(out, dest: Path, title: str, cell_ids=None, blocks=None):
     from .leaderboard import render
     from .manifest import git_commit
     from .store import ResultsStore
@@ -106,7 +106,8 @@ def _render(out, dest: Path, title: str, cell_ids=None):
     frame = ResultsStore(out).frame()
     if cell_ids is not None and not frame.empty:
         frame = frame[frame["cell_id"].isin(cell_ids)]
-    render(frame, dest, title=title, manifest={"git_commit": git_commit(), "results": str(Path(out).resolve())})
+    render(frame, dest, title=title, blocks=blocks,
+           manifest={"git_commit": git_commit(), "results": str(Path(out).resolve())})
 
 
 @main.command()
@@ -180,15 +181,20 @@ def list_(kind, pattern, as_json):
 @click.option("--to", "dest", type=click.Path(file_okay=False), help="Destination [default: leaderboards/<name>].")
 @click.option("--matrix", "matrix_name", help="Only the cells of this matrix (preset or TOML).")
 def leaderboard(out, dest, matrix_name):
-    """Render leaderboards (CSV, Markdown, plots) from a run directory."""
-    cell_ids, title = None, Path(out).name
+    """Render leaderboards (CSV, Markdown, plots) from a run directory.
+
+    With --matrix, only that matrix's cells, one table per block of it; else one table per dataset
+    and threat model over every recorded cell.
+    """
+    cell_ids, title, blocks = None, Path(out).name, None
     if matrix_name:
         from .matrix import load_matrix
 
         matrix = load_matrix(matrix_name, get_registry())
         cell_ids, title = {c.cell_id for c in matrix.expand(get_registry())}, matrix.name
+        blocks = matrix.block_cell_ids(get_registry())
     dest = Path(dest or Path("leaderboards") / title)
-    _render(out, dest, title, cell_ids)
+    _render(out, dest, title, cell_ids, blocks)
     click.echo(f"leaderboard: {dest}/README.md")
 
 

@@ -2,8 +2,12 @@
 
 Rows are defense × victim, columns are attacks, cells are mean ± std over seeds of the headline
 metric (clean test accuracy for poisoning, robust accuracy for evasion). Rows are ranked by their
-worst case over attacks, as RobustBench ranks by AutoAttack. ``results.csv`` keeps every metric of
-every cell (results as data); ``manifest.json`` says what produced them.
+worst case over attacks, as RobustBench ranks by AutoAttack, but a row evaluated under fewer attacks
+(the others n/a for it, e.g. gradient attacks on a random forest) ranks below every row evaluated
+under more: escaping an attack by being incompatible with it is not surviving it. Given the matrix,
+there is one table per block (a designed experiment with one attack set), else one per dataset and
+threat model. ``results.csv`` keeps every metric of every cell (results as data); ``manifest.json``
+says what produced them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from .params import parse_spec
 
 HEADLINE = {"poison": "test_acc", "evasion": "robust_acc"}
 WORST = "worst case"
+COVERAGE = "attacks"
 
 
 def _slug(text: str) -> str:
@@ -39,7 +44,8 @@ def table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     mean, std = mean[order], std[order]
     result = mean.copy()
     result[WORST] = mean.min(axis=1)
-    result = result.sort_values(WORST, ascending=False)
+    result[COVERAGE] = mean.notna().sum(axis=1)
+    result = result.sort_values([COVERAGE, WORST], ascending=False)
     result.attrs["std"] = std.reindex(result.index)
     na = frame[frame["status"] == "n/a"]
     result.attrs["na"] = set(zip(na["defense"], na["victim"], na["attack"]))
@@ -52,6 +58,9 @@ def _formatted(result: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=result.index)
     for column in result.columns:
         values = []
+        if column == COVERAGE:
+            out[column] = result[column].astype(int)
+            continue
         for key, mean in result[column].items():
             spread = std[column].get(key) if column in std else None
             if pd.isna(mean):  # incompatible (n/a) vs. not part of the matrix (blank)
@@ -65,32 +74,34 @@ def _formatted(result: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _sections(frame: pd.DataFrame, blocks: dict[str, set[str]] | None):
+    """(heading prefix, file prefix, rows) per block when the blocks' cell ids are known, else one."""
+    if frame.empty:
+        return
+    if not blocks or len(blocks) == 1:  # one block: its name would only lengthen the file names
+        yield "", "", frame
+        return
+    for name, cell_ids in blocks.items():
+        part = frame[frame["cell_id"].isin(cell_ids)]
+        if not part.empty:
+            yield f"{name}: ", f"{_slug(name)}-", part
+
+
 def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", manifest: dict | None = None,
-           plots: bool = True) -> list[Path]:
-    """Write tables, plots, ``results.csv`` and ``manifest.json`` into ``dest``; return the paths."""
+           plots: bool = True, blocks: dict[str, set[str]] | None = None) -> list[Path]:
+    """Write tables, plots, ``results.csv`` and ``manifest.json`` into ``dest``; return the paths.
+
+    ``blocks`` maps block names to their cell ids (``Matrix.block_cell_ids``): one table per block,
+    dataset and threat model. A cell shared by two blocks appears in both.
+    """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     index_lines = [f"# {title}", ""]
     if frame.empty:
         index_lines.append("No results yet.")
-    for (dataset, threat), part in (frame.groupby(["dataset", "threat"]) if not frame.empty else []):
-        metric = HEADLINE.get(threat, "test_acc")
-        result = table(part, metric)
-        stem = dest / f"{_slug(dataset)}-{threat}"
-        index_lines += [f"## {dataset} — {threat} ({metric}, %, mean ± std over seeds)", ""]
-        statuses = part["status"].value_counts().to_dict()
-        if result.empty:
-            index_lines += [f"No finished cells ({statuses}).", ""]
-            continue
-        shown = _formatted(result)
-        shown.reset_index().to_csv(stem.with_suffix(".csv"), index=False)
-        markdown = shown.reset_index().to_markdown(index=False)
-        stem.with_suffix(".md").write_text(f"# {dataset} — {threat}: {metric} (%)\n\n{markdown}\n")
-        written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
-        index_lines += [markdown, "", _status_line(statuses), ""]
-        if plots:
-            written += _plots(part, result, metric, stem)
+    for heading, prefix, section in _sections(frame, blocks):
+        written += _render_section(section, dest, heading, prefix, index_lines, plots)
     results_csv = dest / "results.csv"
     frame.drop(columns=["reason"], errors="ignore").to_csv(results_csv, index=False)
     (dest / "README.md").write_text("\n".join(index_lines) + "\n")
@@ -98,6 +109,29 @@ def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", ma
             "cells": int(len(frame)), **(manifest or {})}
     (dest / "manifest.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
     return [*written, results_csv, dest / "README.md", dest / "manifest.json"]
+
+
+def _render_section(frame: pd.DataFrame, dest: Path, heading: str, prefix: str, index_lines: list[str],
+                    plots: bool) -> list[Path]:
+    written: list[Path] = []
+    for (dataset, threat), part in frame.groupby(["dataset", "threat"]):
+        metric = HEADLINE.get(threat, "test_acc")
+        result = table(part, metric)
+        stem = dest / f"{prefix}{_slug(dataset)}-{threat}"
+        index_lines += [f"## {heading}{dataset} — {threat} ({metric}, %, mean ± std over seeds)", ""]
+        statuses = part["status"].value_counts().to_dict()
+        if result.empty:
+            index_lines += [f"No finished cells ({statuses}).", ""]
+            continue
+        shown = _formatted(result)
+        shown.reset_index().to_csv(stem.with_suffix(".csv"), index=False)
+        markdown = shown.reset_index().to_markdown(index=False)
+        stem.with_suffix(".md").write_text(f"# {heading}{dataset} — {threat}: {metric} (%)\n\n{markdown}\n")
+        written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+        index_lines += [markdown, "", _status_line(statuses), ""]
+        if plots:
+            written += _plots(part, result, metric, stem)
+    return written
 
 
 def _status_line(statuses: dict) -> str:
@@ -111,7 +145,7 @@ def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path) ->
     import matplotlib.pyplot as plt
 
     written = []
-    values = result.drop(columns=[WORST])
+    values = result.drop(columns=[WORST, COVERAGE])
     fig, ax = plt.subplots(figsize=(3 + 0.9 * values.shape[1], 2.5 + 0.4 * values.shape[0]))
     image = ax.imshow(values.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(values.shape[1]), values.columns, rotation=45, ha="right")

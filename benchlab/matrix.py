@@ -56,6 +56,10 @@ class Matrix:
     blocks: list[dict]
     description: str = ""
 
+    def block_cell_ids(self, registry: Registry) -> dict[str, set[str]]:
+        """Each block's cell ids, before deduplication: the leaderboard renders one table per block."""
+        return {block["name"]: {cell.cell_id for cell in _expand_block(block, registry)} for block in self.blocks}
+
     def expand(self, registry: Registry) -> list[Cell]:
         """All cells of all blocks, deduplicated, in an order that maximises artifact reuse."""
         cells: dict[str, Cell] = {}

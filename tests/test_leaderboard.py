@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from benchlab.leaderboard import WORST, render, sweeps, table
+from benchlab.leaderboard import COVERAGE, WORST, render, sweeps, table
 
 
 def _frame():
@@ -55,3 +55,23 @@ def test_render_writes_tables_plots_and_manifest(tmp_path):
 def test_render_of_an_empty_run(tmp_path):
     render(pd.DataFrame(), tmp_path, title="empty")
     assert "No results yet." in (tmp_path / "README.md").read_text()
+
+
+def test_a_row_spared_by_incompatible_attacks_ranks_below_fully_attacked_rows():
+    frame = _frame()
+    # a random forest only evaluated without attack (the pgd cells are n/a for it): 99% "worst case"
+    spared = {**frame.iloc[0].to_dict(), "cell_id": "rf", "victim": "random-forest", "robust_acc": 0.99}
+    result = table(pd.concat([frame, pd.DataFrame([spared])], ignore_index=True), "robust_acc")
+    assert list(result.index)[-1] == ("erm", "random-forest")
+    assert result.loc[("erm", "random-forest"), COVERAGE] == 1 and result.loc[("robust", "mlp"), COVERAGE] == 4
+
+
+def test_render_with_blocks_writes_one_table_per_block_and_shares_cells(tmp_path):
+    frame = _frame()
+    sweep_ids = set(frame["cell_id"])
+    headline_ids = set(frame[frame["attack"].isin(["none", "pgd:eps=0.1"])]["cell_id"])
+    render(frame, tmp_path, title="demo", blocks={"eps sweep": sweep_ids, "headline": headline_ids})
+    assert (tmp_path / "eps-sweep-digits-evasion.md").exists() and (tmp_path / "headline-digits-evasion.md").exists()
+    headline = pd.read_csv(tmp_path / "headline-digits-evasion.csv")
+    assert [c for c in headline.columns if c.startswith("pgd")] == ["pgd:eps=0.1"]  # the shared cells only
+    assert "## headline: digits — evasion" in (tmp_path / "README.md").read_text()
