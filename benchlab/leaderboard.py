@@ -105,10 +105,25 @@ def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", ma
     results_csv = dest / "results.csv"
     frame.drop(columns=["reason"], errors="ignore").to_csv(results_csv, index=False)
     (dest / "README.md").write_text("\n".join(index_lines) + "\n")
+    written += [results_csv, dest / "README.md"]
+    _remove_stale(dest, {p.name for p in written})
     info = {"title": title, "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "cells": int(len(frame)), **(manifest or {})}
+            "cells": int(len(frame)), "files": sorted(p.name for p in written), **(manifest or {})}
     (dest / "manifest.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
-    return [*written, results_csv, dest / "README.md", dest / "manifest.json"]
+    return [*written, dest / "manifest.json"]
+
+
+def _remove_stale(dest: Path, current: set[str]) -> None:
+    """Delete the tables and plots an earlier render listed in its manifest and this one did not
+    write (a renamed block, a dropped attack); files benchlab did not write are never touched."""
+    try:
+        previous = json.loads((dest / "manifest.json").read_text()).get("files", [])
+    except (OSError, ValueError):
+        return
+    for name in set(previous) - current:
+        path = dest / Path(name).name  # names only: never outside dest
+        if path.suffix in (".csv", ".md", ".png"):
+            path.unlink(missing_ok=True)
 
 
 def _render_section(frame: pd.DataFrame, dest: Path, heading: str, prefix: str, index_lines: list[str],
@@ -152,8 +167,7 @@ def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path) ->
     ax.set_yticks(range(values.shape[0]), [f"{d} / {v}" for d, v in values.index])
     fig.colorbar(image, ax=ax, label=metric)
     ax.set_title(stem.name)
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=110)
+    fig.savefig(stem.with_suffix(".png"), dpi=110, bbox_inches="tight")  # fits long tick labels
     plt.close(fig)
     written.append(stem.with_suffix(".png"))
     for name, sweep in sweeps(part, metric).items():
@@ -167,8 +181,7 @@ def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path) ->
         ax.set_xlabel(name)
         ax.set_ylabel(metric)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
     return written

@@ -75,3 +75,13 @@ def test_render_with_blocks_writes_one_table_per_block_and_shares_cells(tmp_path
     headline = pd.read_csv(tmp_path / "headline-digits-evasion.csv")
     assert [c for c in headline.columns if c.startswith("pgd")] == ["pgd:eps=0.1"]  # the shared cells only
     assert "## headline: digits — evasion" in (tmp_path / "README.md").read_text()
+
+
+def test_rerender_removes_only_the_files_the_previous_render_wrote(tmp_path):
+    frame = _frame()
+    render(frame, tmp_path, title="demo", blocks={"a": set(frame["cell_id"]), "b": set(frame["cell_id"])})
+    (tmp_path / "notes.md").write_text("mine")
+    render(frame, tmp_path, title="demo")  # no blocks now: the per-block files are stale
+    names = {p.name for p in tmp_path.iterdir()}
+    assert "digits-evasion.md" in names and "notes.md" in names
+    assert not any(name.startswith(("a-", "b-")) for name in names)
