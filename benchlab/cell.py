@@ -172,8 +172,12 @@ def _evasion_metrics(attack: EvasionAttack, fitted: Fitted, splits: DataSplits, 
                "attack_success_rate": (correct & (adv_pred != y)).float().sum().item() / max(correct.sum().item(), 1)}
     if attack.minimal_norm:
         norms = perturbation_norms(x_adv - x, attack.norm)
+        ratios = norms / perturbation_norms(x, attack.norm).clamp_min(1e-12)
+        flipped = adv_pred != clean_pred
         metrics["perturbation_norm"] = norms.mean().item()
-        metrics["rho_adv"] = (norms / perturbation_norms(x, attack.norm).clamp_min(1e-12)).mean().item()
+        metrics["rho_adv"] = ratios.mean().item()
+        # Over the inputs the attack actually flipped: rho_adv alone is deflated by failures (r = 0).
+        metrics["rho_adv_flipped"] = ratios[flipped].mean().item() if flipped.any() else float("nan")
     if result.target is not None:
         metrics["targeted_success_rate"] = (adv_pred == result.target.to(adv_pred.device)).float().mean().item()
     metrics.update(result.metrics)

@@ -75,6 +75,8 @@ def test_trainer_vs_dataloader(benchmark, data, victim, threads):
         "indexed+channels_last+fused": lambda: _plain_loop(_model(victim), data, indexed=True,
                                                            channels_last=True, fused=True),
         "benchlab fit": lambda: fit(_model(victim), data, RECIPE, seed=0),
+        # Opt-in, not the headline: bfloat16 autocast changes the numbers (AMX / tensor cores).
+        "benchlab fit bf16": lambda: fit(_model(victim), data, RECIPE.override(precision="bf16"), seed=0),
     }
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

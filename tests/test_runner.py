@@ -202,3 +202,40 @@ def test_threads_option_applies_per_cell_is_recorded_and_restored(tmp_path, regi
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads must be >= 1, not 0"):
         run_matrix(matrix, Settings(out=str(tmp_path / "run")), threads=0, show_progress=False)
+
+
+class _SignClassifier(benchlab.Classifier):
+    """Class 1 when the first pixel exceeds 0.5: an attack's effect is known exactly."""
+
+    def logits(self, x):
+        first = x.flatten(1)[:, :1]
+        return torch.cat([0.5 - first, first - 0.5], 1)
+
+
+class _HalfFlipAttack(benchlab.EvasionAttack):
+    """Moves the first pixel across 0.5 on even inputs only; odd inputs fail (r = 0)."""
+
+    name = "test-half-flip"
+    minimal_norm = True
+    params = (benchlab.Param("norm", str, "l2"),)
+
+    def perturb(self, model, x, y, ctx):
+        x_adv = x.clone()
+        x_adv[::2, 0, 0, 0] = 1.0 - x[::2, 0, 0, 0]
+        return x_adv
+
+
+def test_rho_adv_flipped_averages_only_over_the_inputs_the_attack_flipped():
+    from benchlab.cell import _evasion_metrics
+    from benchlab.data import DataSplits, TensorData
+
+    x = torch.full((4, 1, 2, 2), 0.5)
+    x[:, 0, 0, 0] = torch.tensor([0.2, 0.2, 0.9, 0.9])
+    y = _SignClassifier().predict(x)
+    splits = DataSplits(train=TensorData(x, y), test=TensorData(x, y), info=None)
+    fitted = benchlab.Fitted(classifier=_SignClassifier())
+    metrics = _evasion_metrics(_HalfFlipAttack(), fitted, splits, ctx=type("Ctx", (), {"seed": 0})())
+    ratios = torch.tensor([0.6, 0.0, 0.8, 0.0]) / x.flatten(1).norm(dim=1)
+    assert metrics["robust_acc"] == pytest.approx(0.5)
+    assert metrics["rho_adv"] == pytest.approx(ratios.mean().item())
+    assert metrics["rho_adv_flipped"] == pytest.approx(ratios[::2].mean().item())

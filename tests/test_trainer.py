@@ -66,3 +66,23 @@ def test_tensor_data_validates_shapes():
         TensorData(torch.zeros(4, 8, 8), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="4 images but 3 labels"):
         TensorData(torch.zeros(4, 1, 8, 8), torch.zeros(3, dtype=torch.long))
+
+
+def test_bf16_precision_runs_the_forward_in_bfloat16_keeps_fp32_weights_and_learns(digits):
+    dtypes = []
+
+    def objective(model, x, y):
+        logits = model(x)
+        dtypes.append(logits.dtype)
+        return nn.functional.cross_entropy(logits, y), logits
+
+    fp32, bf16 = _model(), _model()
+    fit(fp32, digits.train, Recipe(epochs=8), seed=0)
+    history = fit(bf16, digits.train, Recipe(epochs=8, precision="bf16"), seed=0, monitor=digits.test,
+                  objective=objective)
+    assert set(dtypes) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    assert history.final_test_acc > 0.85
+    assert not torch.equal(fp32[1].weight, bf16[1].weight)  # it is not silently ignored
+    with pytest.raises(ValueError, match="unknown precision 'fp8'; valid: fp32, bf16"):
+        fit(_model(), digits.train, Recipe(epochs=1, precision="fp8"), seed=0)
