@@ -70,6 +70,10 @@ def run_matrix(
         raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, not {threads}")
+    if executor == "ray" and ray_address is None and (threads or 1) > workers:
+        # a task asking for more CPUs than the local cluster has would wait forever
+        raise ValueError(f"threads={threads} exceeds the {workers} CPUs of the local Ray cluster "
+                         f"(workers); raise workers or lower threads")
     cells = matrix.expand(get_registry())
     store = ResultsStore(settings.out)
     done = store.finished_ids(("ok", "n/a") if retry_failed else ("ok", "n/a", "failed"))

@@ -202,6 +202,9 @@ def test_threads_option_applies_per_cell_is_recorded_and_restored(tmp_path, regi
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads must be >= 1, not 0"):
         run_matrix(matrix, Settings(out=str(tmp_path / "run")), threads=0, show_progress=False)
+    with pytest.raises(ValueError, match="threads=4 exceeds the 2 CPUs of the local Ray cluster"):
+        run_matrix(matrix, Settings(out=str(tmp_path / "run")), executor="ray", workers=2, threads=4,
+                   show_progress=False)
 
 
 class _SignClassifier(benchlab.Classifier):
