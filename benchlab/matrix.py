@@ -105,10 +105,12 @@ def _blocks(data: dict, seeds: int | None) -> list[dict]:
         for key in ("recipe", "budgets"):  # tables merge key by key
             block[key] = {**defaults.get(key, {}), **raw.get(key, {})}
         block.setdefault("name", f"block{index + 1}")
-        unknown = set(block) - BLOCK_KEYS
+        unknown = sorted(set(block) - BLOCK_KEYS)
         if unknown:
-            raise SpecError(f"matrix block {block['name']!r}: unknown keys {sorted(unknown)}; "
-                            f"valid keys: {', '.join(sorted(BLOCK_KEYS))}")
+            # "blocks" for "block" is the usual slip: name the nearest key for each unknown one
+            hints = "; ".join(f"{key!r}: {closest(key, [*BLOCK_KEYS, 'block'])}" for key in unknown)
+            raise SpecError(f"matrix block {block['name']!r}: unknown keys {unknown} ({hints}); "
+                            f"valid keys: {', '.join(sorted(BLOCK_KEYS))}, and [[block]] tables")
         missing = [axis for axis in AXES if not block.get(axis)]
         if missing:
             raise SpecError(f"matrix block {block['name']!r}: no entries for {', '.join(missing)}")

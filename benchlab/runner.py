@@ -4,6 +4,10 @@ Executors: ``local`` (this process, the default), ``process`` (N worker processe
 and ``ray`` (a Ray cluster, or a local one started on demand). Workers only compute and *return*
 rows; the driver alone writes the database, one transaction per cell, as each result arrives. A
 killed run therefore loses only cells in flight, and a rerun picks up exactly those.
+
+Parallel executors receive the cells interleaved by the artifact they start from (a poison, or
+a clean-trained model): workers that started cells sharing one would wait on its cache lock while
+other artifacts could be built.
 """
 
 from __future__ import annotations
@@ -109,9 +113,27 @@ def _execute(cells: list[Cell], settings: Settings, executor: str, workers: int,
         return iter(())
     if executor == "local":
         return _local(cells, settings, threads)
+    cells = interleave(cells)
     if executor == "process":
         return _process_pool(cells, settings, workers, threads or max(1, (os.cpu_count() or 1) // workers))
     return _ray(cells, settings, ray_address, gpus_per_cell, workers, threads or 1)
+
+
+def artifact_group(cell: Cell) -> tuple:
+    """The expensive artifact a cell starts from: its poison, or (evasion) its clean-trained model."""
+    if cell.threat == "poison":
+        return ("poison", cell.dataset, cell.attack, cell.seed)
+    return ("model", cell.dataset, cell.defense, cell.victim, cell.seed, cell.recipe)
+
+
+def interleave(cells: list[Cell]) -> list[Cell]:
+    """Round-robin over artifact groups (in first-seen order): consecutive cells start from different
+    artifacts, so parallel workers build different ones instead of queueing on one cache lock."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(artifact_group(cell), []).append(cell)
+    columns = list(groups.values())
+    return [column[i] for i in range(max(map(len, columns), default=0)) for column in columns if i < len(column)]
 
 
 def _limit_threads(threads: int) -> None:

@@ -65,7 +65,9 @@ def test_incompatible_cells_are_kept_as_na_with_a_reason(tmp_path, registry):
 @pytest.mark.parametrize("text, message", [
     ('[[block]]\ndatasets=["digits"]\nattacks=["pgd"]\ndefenses=["erm"]', "no entries for victims"),
     ('[[block]]\ndatasets=["digits"]\nattacks=["pgd"]\ndefenses=["erm"]\nvictims=["mlp"]\nvictim=["x"]',
-     "unknown keys \\['victim'\\]"),
+     "unknown keys \\['victim'\\] \\('victim': did you mean 'victims'"),
+    ('[[blocks]]\ndatasets=["digits"]\nattacks=["pgd"]\ndefenses=["erm"]\nvictims=["mlp"]',
+     "'blocks': did you mean 'block'"),
     ('[[block]]\ndatasets=["digits"]\nattacks=["pgx"]\ndefenses=["erm"]\nvictims=["mlp"]', "did you mean 'pgd'"),
     ('[[block]]\ndatasets=["digits"]\nattacks=["zzz*"]\ndefenses=["erm"]\nvictims=["mlp"]', "matches no attacks"),
     ('this is not toml', "m.toml"),

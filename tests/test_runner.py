@@ -13,7 +13,7 @@ import torch
 import benchlab
 from benchlab.cell import Settings, run_cell
 from benchlab.matrix import Matrix, load_matrix
-from benchlab.runner import run_matrix
+from benchlab.runner import artifact_group, interleave, run_matrix
 from benchlab.store import ResultsStore
 
 TINY = """
@@ -190,6 +190,17 @@ def test_parallel_executors_fill_the_same_rows(tmp_path, registry, executor):
         shared = [r for r in rows if r["victim"] == "mlp" and r["defense"] == defense
                   and r["attack"].split(":")[0] in ("clean", "none", "fgsm")]
         assert len(shared) == 3 and sum(not r["metrics"]["cache_hit_model"] for r in shared) == 1
+
+
+def test_parallel_executors_receive_cells_of_one_artifact_spread_apart(registry):
+    cells = load_matrix("smoke", registry).expand(registry)
+    order = interleave(cells)
+    assert sorted(c.cell_id for c in order) == sorted(c.cell_id for c in cells)
+    groups = [artifact_group(c) for c in order]
+    # round-robin: a group only repeats after every group with cells left has had its turn
+    first_round = len(set(groups))
+    assert len(set(groups[:first_round])) == first_round
+    assert artifact_group(cells[0]) == artifact_group(cells[1])  # expansion order keeps them adjacent
 
 
 def test_threads_option_applies_per_cell_is_recorded_and_restored(tmp_path, registry):
