@@ -27,6 +27,7 @@ from .manifest import manifest
 from .matrix import Cell
 from .plugins import get_registry
 from .train import History
+from .transfer import crafting_model
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,14 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     cache = ArtifactCache(Path(settings.out) / "cache")
     ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=settings.progress,
                   recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim)
-    ctx.reference = lambda spec: _fit_cached(registry.create("defenses", spec), victim, None, "clean",
-                                             splits, ctx, fingerprint)[0].classifier
+
+    def reference(defense_spec: str, victim_spec: str | None = None):
+        """The victim (or ``victim_spec``) trained by ``defense_spec`` on clean data: transfer sources."""
+        source_victim = registry.create("victims", victim_spec) if victim_spec else victim
+        return _fit_cached(registry.create("defenses", defense_spec), source_victim, None, "clean",
+                           splits, ctx, fingerprint)[0].classifier
+
+    ctx.reference = reference
     metrics: dict = {}
     if cell.threat == "poison":
         tick = time.perf_counter()
@@ -123,8 +130,9 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
     train = poison.data if poison is not None else splits.train  # poison_key "clean": clean data
     key = cache_key("model", defense.identity(), victim.identity(), poison_key, fingerprint, ctx.seed,
                     sorted(ctx.recipe_overrides.items()))
-    memo = _fitted_memo.get(key)
+    memo = _fitted_memo.pop(key, None)
     if memo is not None:
+        _fitted_memo[key] = memo  # most recently used last
         return memo, 0.0, True
     tick = time.perf_counter()
     cacheable = victim.framework == "torch" and hasattr(defense, "restore")
@@ -138,8 +146,11 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
             fitted, hit = defense.fit(victim, train, ctx), False
             if cacheable:
                 ctx.cache.save("model", key, *defense.checkpoint(fitted))
-    _fitted_memo.clear()  # keep one trained model in memory: consecutive evasion cells share it
+    # Keep the last two trained models in memory: consecutive evasion cells share one, and a
+    # transferred attack also needs its source's.
     _fitted_memo[key] = fitted
+    while len(_fitted_memo) > 2:
+        _fitted_memo.pop(next(iter(_fitted_memo)))
     return fitted, time.perf_counter() - tick, hit
 
 
@@ -157,8 +168,9 @@ def _accuracy_metrics(fitted: Fitted, splits: DataSplits) -> dict:
 
 def _evasion_metrics(attack: EvasionAttack, fitted: Fitted, splits: DataSplits, ctx: Context) -> dict:
     x, y = splits.test.x, splits.test.y
+    crafter = crafting_model(attack, fitted.classifier, ctx)  # the cell's model unless transferred
     seed_everything(ctx.seed)
-    result = attack.perturb(fitted.classifier, x, y, ctx)
+    result = attack.perturb(crafter, x, y, ctx)
     if not isinstance(result, EvasionResult):
         result = EvasionResult(result)
     x_adv = result.x_adv.detach()

@@ -52,8 +52,9 @@ class Context:
     # The clean test set, for per-epoch monitoring only (never for model selection).
     monitor: TensorData | None = None
     victim: Victim | None = None
-    # Supplied by the runner: a classifier trained with another defense on clean data (transfer attacks).
-    reference: Callable[[str], Classifier] | None = None
+    # Supplied by the runner: reference(defense, victim or None) is that victim (None: the cell's)
+    # trained by that defense on clean data, cached like any model (transfer attacks, benchlab.transfer).
+    reference: Callable[[str, str | None], Classifier] | None = None
 
     def recipe(self, victim: Victim, **changes) -> Recipe:
         """The victim's recipe with the matrix overrides, then the caller's ``changes``, applied."""

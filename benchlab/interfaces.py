@@ -18,6 +18,7 @@ from .classifier import Classifier
 from .data import DatasetInfo, DataSplits, TensorData
 from .params import Param, format_spec
 from .train import History, Recipe
+from .transfer import SOURCE_PARAMS, resolve_source, with_source_params
 
 if TYPE_CHECKING:
     from .context import Context
@@ -173,6 +174,21 @@ class EvasionAttack(Plugin):
     # Minimal-norm attacks search for the smallest flip; the runner reports ||r|| and ||r||/||x||.
     minimal_norm: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.params = with_source_params(cls.params)  # every attack can be transferred (benchlab.transfer)
+
+    def __init__(self, **values: Any):
+        super().__init__(**values)
+        self.source_victim = resolve_source(self)
+
+    def identity(self) -> dict:
+        # Unset transfer parameters stay out of cache keys: adding them did not change any attack.
+        identity = super().identity()
+        unset = {p.name for p in SOURCE_PARAMS if self.values.get(p.name) is None}
+        identity["params"] = {k: v for k, v in identity["params"].items() if k not in unset}
+        return identity
+
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: Context):
         """Return adversarial inputs (a tensor or an :class:`EvasionResult`)."""
         raise NotImplementedError
@@ -182,8 +198,9 @@ class EvasionAttack(Plugin):
         return self.values.get("norm", "linf")
 
     def incompatibility(self, info, victim):
-        if self.needs_gradients and victim is not None and victim.framework != "torch":
-            return f"attack {self.spec} needs gradients; {victim.name} is a {victim.framework} model"
+        crafted_on = self.source_victim or victim  # a transferred attack needs gradients of its source only
+        if self.needs_gradients and crafted_on is not None and crafted_on.framework != "torch":
+            return f"attack {self.spec} needs gradients; {crafted_on.name} is a {crafted_on.framework} model"
         return None
 
 

@@ -1,5 +1,5 @@
 """LWA attacks: the closed forms of Propositions 3/4 and Section 6.1.1 on a linear softmax model,
-exact budgets, FGSM equality, minimal-norm search, transfer (source=) and the plugin contracts."""
+exact budgets, FGSM equality, minimal-norm search and the plugin contracts (transfer: tests/test_transfer.py)."""
 
 import pytest
 import torch
@@ -11,7 +11,6 @@ from torch.nn import functional as F
 from benchlab.classifier import TorchClassifier
 from benchlab.context import Context
 from benchlab.interfaces import EvasionResult, perturbation_norms
-from benchlab.params import SpecError
 from benchlab.testing import check_plugin
 
 
@@ -202,23 +201,6 @@ def test_minimal_norm_attacks_find_the_smallest_flip_on_their_ray(registry, digi
     assert abs(at_budget - (scale > 1.0).float().mean().item()) < 0.03
     assert torch.allclose(perturbation_norms(result.x_adv - x, "l2")[flipped],
                           perturbation_norms(shifted(scale) - x, "l2")[flipped], atol=1e-5)
-
-
-def test_source_crafts_on_the_reference_model(registry, digits, trained):
-    model, ctx = trained
-    other = linear_model()
-    x, y = digits.test.x[:64], digits.test.y[:64]
-    asked = []
-    transfer_ctx = context(digits.info, reference=lambda spec: asked.append(spec) or model)
-    transferred = registry.create("attacks", "adv-loss:eps=1,source=erm").perturb(other, x, y, transfer_ctx)
-    assert asked == ["erm"]
-    assert torch.equal(transferred, registry.create("attacks", "adv-loss:eps=1").perturb(model, x, y, ctx))
-    white_box = registry.create("attacks", "adv-loss:eps=1").perturb(other, x, y, ctx)
-    assert not torch.equal(transferred, white_box)
-    with pytest.raises(RuntimeError, match="reference"):
-        registry.create("attacks", "adv-alpha:eps=1,source=erm").perturb(other, x, y, ctx)
-    with pytest.raises(SpecError, match="source"):
-        registry.create("attacks", "adv-loss:source=ermm")
 
 
 @pytest.mark.parametrize("name", ["adv-alpha", "adv-loss", "adv-loss-sign", "adv-alpha-min", "adv-loss-min",

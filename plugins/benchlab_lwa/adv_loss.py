@@ -13,7 +13,6 @@ from benchlab.norms import eps_param, norm_param
 
 from .attack_base import DirectionalAttack, MinimalDirectionalAttack
 from .linearization import loss_direction, sign_direction
-from .transfer import source_param
 
 
 def _loss_direction(self, model, x, y):
@@ -48,7 +47,7 @@ class AdvLossSign(DirectionalAttack):
     """
 
     name = "adv-loss-sign"
-    params = (SIGN_NORM, eps_param(), source_param())
+    params = (SIGN_NORM, eps_param())
     direction = _sign_direction
 
 

@@ -11,7 +11,8 @@ Adv_Loss, Adv_Loss_Sign differ only there) and then either
   ``rho_adv``). The budgeted attack at ``c`` fools an example exactly when its ``t ≤ c`` (up to
   non-monotone predictions along the ray), so the two variants describe the same curve.
 
-Both accept ``source`` (see :mod:`.transfer`) and work in chunks on the context's device.
+Both work in chunks on the context's device; like every evasion attack they accept ``source=``
+(:mod:`benchlab.transfer`): the runner then hands them the source model as ``model``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from benchlab.norms import chunks, eps_param, missing_budget, norm_param, resolv
 from benchlab.params import Param
 
 from .linearization import NORMS
-from .transfer import TransferMixin, source_param
 
 # Without an explicit max_eps the search covers this multiple of the dataset's budget (the paper's
 # Figure 1 sweeps 0 -> 4 in l2 on MNIST, i.e. 2.7 x its c = 1.5).
@@ -36,10 +36,10 @@ def _per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.view(-1, *([1] * (like.ndim - 1)))
 
 
-class DirectionalAttack(TransferMixin, EvasionAttack):
+class DirectionalAttack(EvasionAttack):
     """Base: one step of length eps along ``direction`` (subclasses define the direction)."""
 
-    params = (norm_param(NORMS, "l2"), eps_param(), source_param())
+    params = (norm_param(NORMS, "l2"), eps_param())
 
     def direction(self, model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """A unit-``norm`` perturbation per example, shaped like ``x``."""
@@ -50,11 +50,10 @@ class DirectionalAttack(TransferMixin, EvasionAttack):
 
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: Context) -> torch.Tensor:
         eps = resolve_budget(self.p.eps, self.p.norm, ctx)
-        crafter = self.crafting_model(model, ctx)
         parts = []
         for part in chunks(len(x)):
             xs, ys = x[part].to(ctx.device), y[part].to(ctx.device)
-            parts.append((xs + eps * self.direction(crafter, xs, ys)).clamp(0.0, 1.0).detach())
+            parts.append((xs + eps * self.direction(model, xs, ys)).clamp(0.0, 1.0).detach())
         return torch.cat(parts).to(x.device) if parts else x.clone()
 
 
@@ -93,7 +92,7 @@ def smallest_flip_scale(model: Classifier, x: torch.Tensor, y: torch.Tensor, dir
     return torch.where(found, high, torch.full_like(high, max_eps)), found
 
 
-class MinimalDirectionalAttack(TransferMixin, EvasionAttack):
+class MinimalDirectionalAttack(EvasionAttack):
     """Base: the smallest flip along ``direction`` (reports ``perturbation_norm`` and ``rho_adv``)."""
 
     minimal_norm = True
@@ -103,7 +102,6 @@ class MinimalDirectionalAttack(TransferMixin, EvasionAttack):
                                       f"budget for the norm)", low=0.0),
         Param("grid", int, 20, "equal steps scanning (0, max_eps] for the first flip", low=1),
         Param("bisect", int, 10, "bisection halvings refining the first flipping step", low=0),
-        source_param(),
     )
     direction = DirectionalAttack.direction  # subclasses define it, as for the budgeted attacks
 
@@ -118,12 +116,11 @@ class MinimalDirectionalAttack(TransferMixin, EvasionAttack):
 
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: Context) -> EvasionResult:
         max_eps = self.max_eps(ctx)
-        crafter = self.crafting_model(model, ctx)
         parts, flip_norms = [], []
         for part in chunks(len(x)):
             xs, ys = x[part].to(ctx.device), y[part].to(ctx.device)
-            direction = self.direction(crafter, xs, ys).detach()
-            scale, found = smallest_flip_scale(crafter, xs, ys, direction, max_eps,
+            direction = self.direction(model, xs, ys).detach()
+            scale, found = smallest_flip_scale(model, xs, ys, direction, max_eps,
                                                self.p.grid, self.p.bisect)
             x_adv = (xs + _per_example(scale, xs) * direction).clamp(0.0, 1.0)
             parts.append(x_adv)

@@ -20,6 +20,7 @@ from benchlab.context import Context
 from benchlab.interfaces import EvasionAttack
 from benchlab.norms import chunks, missing_budget, resolve_budget
 from benchlab.params import Param, SpecError, format_spec
+from benchlab.transfer import SOURCE_PARAMS
 
 from .adapter import ClassifierModule, frozen
 from .catalogue import CATALOGUE, UNION_PARAMS, Entry
@@ -42,8 +43,10 @@ class _TorchAttack(EvasionAttack):
 
     @property
     def given(self) -> dict:
-        """Parameters set in the spec (not None), minus the attack selector."""
-        return {k: v for k, v in self.values.items() if k != "attack" and v is not None}
+        """Parameters set in the spec (not None), minus the attack selector and the transfer parameters
+        (the runner's business, not torchattacks')."""
+        runner_side = {"attack", *(p.name for p in SOURCE_PARAMS)}
+        return {k: v for k, v in self.values.items() if k not in runner_side and v is not None}
 
     @property
     def settings(self) -> dict:
