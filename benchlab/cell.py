@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import time
 import traceback
 from dataclasses import dataclass
@@ -26,8 +27,11 @@ from .interfaces import EvasionAttack, EvasionResult, Fitted, PoisonedSet, pertu
 from .manifest import manifest
 from .matrix import Cell
 from .plugins import get_registry
+from .sklearn_io import UntrustedArtifact
 from .train import History
 from .transfer import crafting_model
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def _craft_cached(attack, splits: DataSplits, ctx: Context, fingerprint: str):
 
 def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, splits: DataSplits,
                 ctx: Context, fingerprint: str) -> tuple[Fitted, float, bool]:
-    """Fit (or restore) the defense; torch models are cached, scikit-learn ones are refit."""
+    """Fit (or restore) the defense; every defense with ``restore`` is cached (torch and scikit-learn)."""
     train = poison.data if poison is not None else splits.train  # poison_key "clean": clean data
     key = cache_key("model", defense.identity(), victim.identity(), poison_key, fingerprint, ctx.seed,
                     sorted(ctx.recipe_overrides.items()))
@@ -135,15 +139,20 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
         _fitted_memo[key] = memo  # most recently used last
         return memo, 0.0, True
     tick = time.perf_counter()
-    cacheable = victim.framework == "torch" and hasattr(defense, "restore")
+    cacheable = hasattr(defense, "restore")
     # Locked: two process/Ray workers that need the same model train it once; the second restores it.
     with ctx.cache.lock("model", key) if cacheable else contextlib.nullcontext():
         found = ctx.cache.load("model", key) if cacheable else None
         seed_everything(ctx.seed)
+        fitted = None
         if found is not None:
-            fitted, hit = defense.restore(victim, found[0], found[1], ctx), True
-        else:
-            fitted, hit = defense.fit(victim, train, ctx), False
+            try:
+                fitted = defense.restore(victim, found[0], found[1], ctx)
+            except UntrustedArtifact as error:  # intact bytes naming foreign types: refuse, refit
+                log.warning("cached model %s refused (%s); refitting it", key, error)
+        hit = fitted is not None
+        if fitted is None:
+            fitted = defense.fit(victim, train, ctx)
             if cacheable:
                 ctx.cache.save("model", key, *defense.checkpoint(fitted))
     # Keep the last two trained models in memory: consecutive evasion cells share one, and a

@@ -14,6 +14,7 @@ from .classifier import SklearnClassifier, TorchClassifier
 from .context import Context
 from .data import TensorData
 from .interfaces import Defense, Fitted, Victim
+from .sklearn_io import estimator_from_tensor, estimator_to_tensor
 from .train import History, Recipe, cross_entropy, fit
 
 
@@ -58,16 +59,23 @@ class TrainingDefense(Defense):
         return Fitted(TorchClassifier(model, self.input_transform(ctx)), history)
 
     def checkpoint(self, fitted: Fitted) -> tuple[dict, dict]:
-        """Tensors and JSON info to cache a fitted torch model (see ``restore``)."""
+        """Tensors and JSON info to cache a fitted model (see ``restore``): a torch state dict, or
+        a scikit-learn estimator serialised with skops (:mod:`benchlab.sklearn_io`, never pickle)."""
         history = fitted.history.as_dict() if fitted.history else {}
-        return fitted.classifier.module.state_dict(), {"history": history, "metrics": fitted.metrics}
+        info = {"history": history, "metrics": fitted.metrics}
+        if isinstance(fitted.classifier, SklearnClassifier):
+            return {"estimator": estimator_to_tensor(fitted.classifier.estimator)}, info
+        return fitted.classifier.module.state_dict(), info
 
     def restore(self, victim: Victim, tensors: dict, info: dict, ctx: Context) -> Fitted:
+        history, metrics = History(**info.get("history", {})), info.get("metrics", {})
+        if victim.framework == "sklearn":
+            estimator = estimator_from_tensor(tensors["estimator"])
+            return Fitted(SklearnClassifier(estimator, ctx.info.num_classes, self.input_transform(ctx)), history,
+                          metrics)
         model = self.build_model(victim, ctx)
         model.load_state_dict(tensors)
-        history = History(**info.get("history", {}))
-        return Fitted(TorchClassifier(model.to(ctx.device), self.input_transform(ctx)), history,
-                      info.get("metrics", {}))
+        return Fitted(TorchClassifier(model.to(ctx.device), self.input_transform(ctx)), history, metrics)
 
     def _fit_sklearn(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
         estimator = victim.build(ctx.info.input_shape, ctx.info.num_classes)
