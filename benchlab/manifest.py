@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("benchlab", "torch", "torchvision", "timm", "scikit-learn", "numpy", "pluggy", "cma")
+PACKAGES = ("benchlab", "torch", "torchvision", "timm", "scikit-learn", "skops", "numpy", "pluggy", "cma")
 
 
 def _version(dist: str) -> str | None:

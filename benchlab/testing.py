@@ -32,7 +32,7 @@ from .params import Param
 from .plugins import get_registry
 from .train import Recipe
 
-__all__ = ["check_plugin", "check_class", "tiny_splits", "TinyVictim", "make_context"]
+__all__ = ["check_plugin", "check_class", "tiny_splits", "TinyVictim", "TinyForest", "make_context"]
 
 
 class TinyVictim(Victim):
@@ -47,6 +47,18 @@ class TinyVictim(Victim):
 
     def split(self, model):
         return model[:3], model[3:]
+
+
+class TinyForest(Victim):
+    """A ten-tree scikit-learn forest: the checks' sklearn victim for defenses that declare one."""
+
+    name = "tiny-forest"
+    framework = "sklearn"
+
+    def build(self, input_shape, num_classes):
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(n_estimators=10, random_state=0)
 
 
 def tiny_splits(per_class: int = 12) -> DataSplits:
@@ -109,18 +121,26 @@ def _check_victim(victim: Victim, splits: DataSplits) -> None:
 
 
 def _check_defense(defense: Defense, splits: DataSplits) -> None:
-    victim = TinyVictim()
-    if defense.incompatibility(splits.info, victim):
-        return
+    for victim in (TinyVictim(), TinyForest()):  # each framework the defense declares
+        if not defense.incompatibility(splits.info, victim):
+            _check_defense_on(defense, victim, splits)
+
+
+def _check_defense_on(defense: Defense, victim: Victim, splits: DataSplits) -> None:
     ctx = make_context(splits)
     fitted = defense.fit(victim, splits.train, ctx)
     pred = fitted.classifier.predict(splits.test.x)
     assert pred.shape == (len(splits.test),) and pred.dtype == torch.long
     chance = 1.0 / splits.info.num_classes
-    assert fitted.classifier.accuracy(splits.test.x, splits.test.y) > chance, f"{defense.spec}: no better than chance"
-    if hasattr(defense, "checkpoint") and hasattr(defense, "restore"):
-        restored = defense.restore(victim, *defense.checkpoint(fitted), ctx)
-        assert torch.equal(restored.classifier.predict(splits.test.x), pred), f"{defense.spec}: restore differs"
+    assert fitted.classifier.accuracy(splits.test.x, splits.test.y) > chance, \
+        f"{defense.spec} on {victim.framework}: no better than chance"
+    if hasattr(defense, "checkpoint") and hasattr(defense, "restore"):  # the runner caches through these
+        tensors, info = defense.checkpoint(fitted)
+        assert all(isinstance(t, torch.Tensor) for t in tensors.values()), \
+            f"{defense.spec} on {victim.framework}: checkpoint must return tensors (safetensors, never pickle)"
+        restored = defense.restore(victim, tensors, info, ctx)
+        assert torch.equal(restored.classifier.predict(splits.test.x), pred), \
+            f"{defense.spec} on {victim.framework}: restore differs"
 
 
 def _check_poison(attack: PoisonAttack, splits: DataSplits) -> None:

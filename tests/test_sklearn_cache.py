@@ -72,3 +72,19 @@ def test_a_tampered_cached_estimator_is_refused_and_the_model_refit(tmp_path, re
     assert second["status"] == "ok" and second["metrics"]["cache_hit_model"] is False
     assert "refused" in caplog.text and "NotAnEstimator" in caplog.text
     assert second["metrics"]["test_acc"] == first["metrics"]["test_acc"]
+
+
+def test_the_defense_contract_round_trips_a_scikit_learn_victim_when_the_defense_declares_one():
+    from benchlab.defense_base import TrainingDefense
+    from benchlab.testing import _check_defense, tiny_splits
+
+    class TorchOnlyCheckpoint(TrainingDefense):
+        """Declares scikit-learn support but caches only torch state dicts (a third-party slip)."""
+
+        name = "torch-only-checkpoint"
+
+        def checkpoint(self, fitted):
+            return fitted.classifier.module.state_dict(), {}
+
+    with pytest.raises(AttributeError, match="module"):  # the torch victim passes; the forest's cache fails
+        _check_defense(TorchOnlyCheckpoint(), tiny_splits())
