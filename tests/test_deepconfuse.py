@@ -138,11 +138,13 @@ def test_one_trial_hurts_more_than_uniform_noise_of_the_same_eps(small):
 
 @pytest.mark.slow
 def test_label_specific_variant_raises_targeted_success_above_chance(small):
-    # eta(y) = y + 1 mod 10. Seeds 0, 1, 2 gave targeted success rates of 0.24, 0.23, 0.36 (graynet)
-    # against 0.01 for a clean model; chance (uniform guessing) is 0.10. Batches of 128 and short trials
-    # matter here: with batches of 64 one seed in three stayed at the clean rate.
+    # eta(y) = y + 1 mod 10; chance (uniform guessing) is 0.10, a clean model scores about 0.01.
+    # With the default Adam rate 1e-3 the outcome depended on the CPU: seed 0 gave 0.24 on an AVX-512
+    # machine but 0.08 on an AVX2 one (seeds 1-3 there: 0.33, 0.21, 0.24). At 5e-4 seeds 0-5 gave
+    # 0.24, 0.42, 0.44, 0.40, 0.27, 0.31 on the AVX2 machine. Batches of 128 and short trials matter
+    # too: with batches of 64 one seed in three stayed at the clean rate.
     ctx = make_context(small, seed=0)
-    spec = "deepconfuse:eps=0.3,target=shift,surrogate=graynet"
+    spec = "deepconfuse:eps=0.3,target=shift,surrogate=graynet,lr_g=5e-4"
     attack = create("attacks", spec)
     poison = attack.craft(small.train, ctx)
     victim = create("victims", "graynet")
