@@ -136,14 +136,14 @@ def _render_section(frame: pd.DataFrame, dest: Path, heading: str, prefix: str, 
         index_lines += [f"## {heading}{dataset} — {threat} ({metric}, %, mean ± std over seeds)", ""]
         statuses = part["status"].value_counts().to_dict()
         if result.empty:
-            index_lines += [f"No finished cells ({statuses}).", ""]
+            index_lines += [f"No finished cells ({statuses}).", "", *_not_run_lines(part)]
             continue
         shown = _formatted(result)
         shown.reset_index().to_csv(stem.with_suffix(".csv"), index=False)
         markdown = shown.reset_index().to_markdown(index=False)
         stem.with_suffix(".md").write_text(f"# {heading}{dataset} — {threat}: {metric} (%)\n\n{markdown}\n")
         written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
-        index_lines += [markdown, "", _status_line(statuses), ""]
+        index_lines += [markdown, "", _status_line(statuses), "", *_not_run_lines(part)]
         if plots:
             written += _plots(part, result, metric, stem)
     return written
@@ -151,6 +151,18 @@ def _render_section(frame: pd.DataFrame, dest: Path, heading: str, prefix: str, 
 
 def _status_line(statuses: dict) -> str:
     return "Cells: " + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+
+
+def _not_run_lines(part: pd.DataFrame) -> list[str]:
+    """One bullet per distinct reason a cell is n/a or failed, so a reader sees why a row is missing."""
+    if "reason" not in part:
+        return []
+    skipped = part[part["status"].isin(["n/a", "failed"])]
+    if skipped.empty:
+        return []
+    why = skipped["reason"].fillna("").str.strip().map(lambda text: text.splitlines()[0][:200] if text else "?")
+    counts = skipped.assign(why=why).groupby(["status", "why"]).size()
+    return [*(f"- {count} {status}: {why}" for (status, why), count in counts.items()), ""]
 
 
 def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path) -> list[Path]:

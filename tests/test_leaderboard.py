@@ -52,6 +52,16 @@ def test_render_writes_tables_plots_and_manifest(tmp_path):
     assert list(csv["rank"]) == [1, 2]
 
 
+def test_index_names_why_cells_were_not_run(tmp_path):
+    frame = _frame()
+    failed = {**frame.iloc[0].to_dict(), "cell_id": "boom", "status": "failed", "robust_acc": None,
+              "reason": "RuntimeError: out of memory\nTraceback (most recent call last): ..."}
+    render(pd.concat([frame, pd.DataFrame([failed])]), tmp_path, title="demo")
+    index = (tmp_path / "README.md").read_text()
+    assert "- 1 n/a: needs gradients" in index
+    assert "- 1 failed: RuntimeError: out of memory" in index and "Traceback" not in index
+
+
 def test_render_of_an_empty_run(tmp_path):
     render(pd.DataFrame(), tmp_path, title="empty")
     assert "No results yet." in (tmp_path / "README.md").read_text()
