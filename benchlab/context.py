@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,6 +56,10 @@ class Context:
     # Supplied by the runner: reference(defense, victim or None) is that victim (None: the cell's)
     # trained by that defense on clean data, cached like any model (transfer attacks, benchlab.transfer).
     reference: Callable[[str, str | None], Classifier] | None = None
+    # Where the run loads datasets from (--data-root, --download): a plugin that loads a second
+    # dataset, such as a transfer source, must read it from the same place.
+    data_root: Path | None = None
+    download: bool = False
 
     def recipe(self, victim: Victim, **changes) -> Recipe:
         """The victim's recipe with the matrix overrides, then the caller's ``changes``, applied."""

@@ -251,3 +251,23 @@ def test_vibce_contract():
 def test_adabound_contract():
     pytest.importorskip("pytorch_optimizer")
     check_plugin("defenses", name="adabound")
+
+
+def test_svf_source_is_loaded_from_the_runs_data_root(tmp_path):
+    """``evoshift-svf:source=mnist`` reads MNIST from ``--data-root``, not from a default location."""
+    from test_datasets import write_mnist_dir
+
+    from benchlab.cell import Settings, run_cell
+    from benchlab.matrix import Matrix
+    from benchlab.plugins import get_registry
+
+    block = {"name": "t", "datasets": ["digits:per_class=20"], "defenses": ["erm"], "victims": ["mlp"],
+             "attacks": ["evoshift-svf:source=mnist,pixels=1,popsize=4,generations=1,subset=20,epochs=1"],
+             "seeds": [0], "recipe": {"epochs": 1}, "budgets": {}}
+    (cell,) = Matrix("t", [block]).expand(get_registry())
+    missing = run_cell(cell, Settings(out=str(tmp_path / "run-a"), data_root=str(tmp_path / "empty")))
+    assert missing["status"] == "failed" and "MNIST" in missing["reason"]
+    write_mnist_dir(tmp_path / "data" / "MNIST" / "raw")  # tiny files in torchvision's on-disk layout
+    row = run_cell(cell, Settings(out=str(tmp_path / "run-b"), data_root=str(tmp_path / "data")))
+    assert row["status"] == "ok", row["reason"]
+    assert {"alpha_s", "alpha_n"} <= set(row["metrics"])

@@ -79,7 +79,7 @@ class EvoShiftSVF(PatternPoison):
     Discriminative and Generative Convolutional Models", IEEE Access 9, 2021,
     doi:10.1109/ACCESS.2021.3101282 -- Section V-E, eq. 9 (CIFAR-10 -> 64x64 ImageNet there).
     Runs (or reuses from the cache) an ``evoshift`` search with the same pixels/popsize/
-    generations/subset/epochs on the source training set (loaded from the default data root),
+    generations/subset/epochs on the source training set (loaded from the run's data root),
     then samples the target pattern from its SVF. Metrics ``alpha_s``, ``alpha_n``.
     """
 
@@ -99,8 +99,9 @@ class EvoShiftSVF(PatternPoison):
     def source_pattern(self, pixels: int, ctx: Context) -> tuple[Pattern, tuple[int, int]]:
         """The best EvoShift pattern on the source dataset (all its classes) and its image size."""
         spec = self.p.source + (f":per_class={self.p.source_per_class}" if self.p.source_per_class else "")
-        splits = get_registry().create("datasets", spec).load()
-        source_ctx = Context(seed=ctx.seed, device=ctx.device, info=splits.info, cache=ctx.cache)
+        splits = get_registry().create("datasets", spec).load(ctx.data_root, ctx.download)
+        source_ctx = Context(seed=ctx.seed, device=ctx.device, info=splits.info, cache=ctx.cache,
+                             data_root=ctx.data_root, download=ctx.download)
         search = EvoShift(pixels=pixels, popsize=self.p.popsize, generations=self.p.generations,
                           subset=self.p.subset, epochs=self.p.epochs)
         poison = search.craft(splits.train.to(ctx.device), source_ctx)
