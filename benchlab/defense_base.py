@@ -1,9 +1,10 @@
 """``TrainingDefense``: the base most defenses need, built on the shared trainer.
 
 A subclass changes one or more of: the recipe (optimizer, weight decay, ...), the model
-(``build_model``), the per-batch objective, a training-time batch transform (augmentation, noise),
-or an input transform applied at training *and* test time (median filter). scikit-learn victims
-get the same data transforms applied before ``estimator.fit``.
+(``build_model``), the optimizer object (one torch does not ship), the per-batch objective, a
+training-time batch transform (augmentation, noise), or an input transform applied at training
+*and* test time (median filter). scikit-learn victims get the same data transforms applied before
+``estimator.fit``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class TrainingDefense(Defense):
     def build_model(self, victim: Victim, ctx: Context):
         return victim.build(ctx.info.input_shape, ctx.info.num_classes)
 
+    def optimizer(self, model, recipe: Recipe, ctx: Context) -> torch.optim.Optimizer | None:
+        """The optimizer for ``model``; None: the recipe's (SGD, Adam or RMSprop, see ``make_optimizer``)."""
+        return None
+
     def objective(self, model, victim: Victim, ctx: Context):
         """Per-batch loss ``(model, x, y) -> (loss, logits)``; plain cross-entropy by default."""
         return cross_entropy
@@ -50,11 +55,12 @@ class TrainingDefense(Defense):
         model = self.build_model(victim, ctx).to(ctx.device)
         train = train.to(ctx.device)
         monitor = ctx.monitor.to(ctx.device) if ctx.monitor is not None else None
+        recipe = self.recipe(victim, ctx)
         history = fit(
-            model, train, self.recipe(victim, ctx), seed=ctx.seed, monitor=monitor,
+            model, train, recipe, seed=ctx.seed, monitor=monitor,
             objective=self.objective(model, victim, ctx), batch_transform=self.batch_transform(ctx),
-            input_transform=self.input_transform(ctx), progress=ctx.progress,
-            desc=f"{self.spec}/{victim.spec}",
+            input_transform=self.input_transform(ctx), optimizer=self.optimizer(model, recipe, ctx),
+            progress=ctx.progress, desc=f"{self.spec}/{victim.spec}",
         )
         return Fitted(TorchClassifier(model, self.input_transform(ctx)), history)
 

@@ -65,6 +65,31 @@ def test_erm_optimizer_choice_reaches_the_trainer(train, monkeypatch):
     assert len(train("erm:epochs=2", epochs=5).history.test_acc) == 2
 
 
+def test_optimizer_hook_replaces_the_recipes_optimizer(registry, digits):
+    """A defense that only overrides ``optimizer`` trains with that optimizer and nothing else changes."""
+    from benchlab.defense_base import TrainingDefense
+
+    used = []
+
+    class Frozen(TrainingDefense):  # lr 0: training must leave the initial weights untouched
+        name = "frozen-test"
+
+        def optimizer(self, model, recipe, ctx):
+            used.append(torch.optim.SGD(model.parameters(), lr=0.0))
+            return used[-1]
+
+    victim = registry.create("victims", "mlp")
+    ctx = Context(seed=0, device=torch.device("cpu"), info=digits.info, recipe_overrides={"epochs": 2})
+    fitted = Frozen().fit(victim, digits.train, ctx)
+    torch.manual_seed(0)
+    initial = victim.build(digits.info.input_shape, digits.info.num_classes)
+    assert len(used) == 1 and len(fitted.history.train_acc) == 2
+    for trained, start in zip(fitted.classifier.module.parameters(), initial.parameters(), strict=True):
+        assert torch.equal(trained, start)
+    erm = registry.create("defenses", "erm").fit(victim, digits.train, ctx)
+    assert not torch.equal(next(erm.classifier.module.parameters()), next(initial.parameters()))
+
+
 def test_dropout_is_inserted_and_active_only_in_training(train, registry, digits):
     fitted = train("dropout:p=0.3")
     model = fitted.classifier.module

@@ -11,13 +11,10 @@ import importlib.util
 
 import torch
 
-from benchlab.classifier import TorchClassifier
 from benchlab.context import Context
-from benchlab.data import TensorData
 from benchlab.defense_base import TrainingDefense
-from benchlab.interfaces import Fitted, Victim
 from benchlab.params import Param
-from benchlab.train import fit
+from benchlab.train import Recipe
 
 PACKAGE = "pytorch_optimizer"
 
@@ -44,15 +41,8 @@ class AdaBound(TrainingDefense):
             return "adabound needs the pytorch-optimizer package (pip install pytorch-optimizer)"
         return super().incompatibility(info, victim)
 
-    def fit(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
+    def optimizer(self, model, recipe: Recipe, ctx: Context) -> torch.optim.Optimizer:
         from pytorch_optimizer import AdaBound as AdaBoundOptimizer
 
-        torch.manual_seed(ctx.seed)
-        model = self.build_model(victim, ctx).to(ctx.device)
-        recipe = self.recipe(victim, ctx)
-        optimizer = AdaBoundOptimizer(model.parameters(), lr=self.p.lr, final_lr=self.p.final_lr,
-                                      gamma=self.p.gamma, weight_decay=recipe.weight_decay)
-        monitor = ctx.monitor.to(ctx.device) if ctx.monitor is not None else None
-        history = fit(model, train.to(ctx.device), recipe, seed=ctx.seed, monitor=monitor,
-                      optimizer=optimizer, progress=ctx.progress, desc=f"{self.spec}/{victim.spec}")
-        return Fitted(TorchClassifier(model), history)
+        return AdaBoundOptimizer(model.parameters(), lr=self.p.lr, final_lr=self.p.final_lr,
+                                 gamma=self.p.gamma, weight_decay=recipe.weight_decay)
