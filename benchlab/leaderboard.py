@@ -160,7 +160,7 @@ def _not_run_lines(part: pd.DataFrame) -> list[str]:
     skipped = part[part["status"].isin(["n/a", "failed"])]
     if skipped.empty:
         return []
-    why = skipped["reason"].fillna("").str.strip().map(lambda text: text.splitlines()[0][:200] if text else "?")
+    why = skipped["reason"].fillna("").str.strip().map(lambda text: text.splitlines()[0][:500] if text else "?")
     counts = skipped.assign(why=why).groupby(["status", "why"]).size()
     return [*(f"- {count} {status}: {why}" for (status, why), count in counts.items()), ""]
 
