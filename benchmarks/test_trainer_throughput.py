@@ -51,7 +51,7 @@ def _plain_loop(model, train, *, indexed=False, channels_last=False, fused=None)
     for _ in range(EPOCHS):
         if indexed:
             order = torch.randperm(len(train), generator=generator)
-            batches = ((train.x[i], train.y[i]) for i in order.split(BATCH))
+            batches = ((train.x.index_select(0, i), train.y.index_select(0, i)) for i in order.split(BATCH))
         else:
             batches = DataLoader(TensorDataset(train.x, train.y), batch_size=BATCH, shuffle=True,
                                  generator=generator)
