@@ -163,3 +163,25 @@ def test_algorithm2_iteration_cost(benchmark, data, name):
     lines += [f"  {name:<24} {value:5.2f}x" for name, value in breakdown.items()]
     lines += [f"  {name:<34} {value:8.1f}" for name, value in memory.items()]
     print("\n".join(lines))
+
+
+def test_sub_pixel_last_layer_vs_transposed_convolution(benchmark, one_thread):
+    """The generator's last layer (16 -> 1 channels, 16x16 -> 32x32, batch 128), forward + backward."""
+    from benchlab_deepconfuse.generator import SubPixelConvTranspose2d
+    from conftest import median_times as interleaved
+
+    torch.manual_seed(0)
+    sub_pixel = SubPixelConvTranspose2d(16, 1)
+    transposed = torch.nn.ConvTranspose2d(16, 1, 4, stride=2, padding=1)
+    transposed.load_state_dict(sub_pixel.state_dict())
+    x = torch.randn(128, 16, 16, 16, requires_grad=True)
+
+    def step(layer):
+        return lambda: layer(x).square().sum().backward()
+
+    seconds = interleaved({"transposed": step(transposed), "sub_pixel": step(sub_pixel)}, rounds=15)
+    benchmark.pedantic(step(sub_pixel), rounds=5, iterations=1)
+    ratio = seconds["transposed"] / seconds["sub_pixel"]
+    benchmark.extra_info.update(speedup=ratio, **{f"{k}_ms": 1000 * v for k, v in seconds.items()})
+    print(f"\nlast layer fwd+bwd: ConvTranspose2d {1000 * seconds['transposed']:.1f} ms, sub-pixel "
+          f"{1000 * seconds['sub_pixel']:.1f} ms: {ratio:.2f}x")

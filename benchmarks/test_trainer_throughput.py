@@ -94,3 +94,25 @@ def test_trainer_vs_dataloader(benchmark, data, victim, threads):
     steps = ", ".join(f"{k} {v:.2f}x" for k, v in speedups.items() if k != "dataloader")
     print(f"\n{victim}, {threads} thread(s): {len(data)} images x {EPOCHS} epochs, DataLoader {baseline:.3f}s "
           f"(median of {ROUNDS}); {steps} (fit includes its final train-set evaluation)")
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
+def test_batch_gather_index_select_vs_advanced_indexing(benchmark, one_thread, shape):
+    """One epoch of batch-128 gathers from a 6000-image set: ``x.index_select(0, i)`` (``fit``) vs ``x[i]``."""
+    x = torch.rand(6000, *shape)
+    batches = torch.randperm(6000, generator=torch.Generator().manual_seed(0)).split(BATCH)
+
+    def advanced():
+        for i in batches:
+            x[i]
+
+    def index_select():
+        for i in batches:
+            x.index_select(0, i)
+
+    seconds = median_times({"advanced": advanced, "index_select": index_select}, ROUNDS)
+    benchmark.pedantic(index_select, rounds=5, iterations=1)
+    ratio = seconds["advanced"] / seconds["index_select"]
+    benchmark.extra_info.update(speedup=ratio)
+    print(f"\ngather {shape}: x[i] {1e6 * seconds['advanced'] / len(batches):.0f} us/batch, index_select "
+          f"{1e6 * seconds['index_select'] / len(batches):.0f} us/batch: {ratio:.2f}x")
