@@ -16,8 +16,6 @@ plain step and per iteration, Algorithm 1's stored trajectory per trial, and the
 from __future__ import annotations
 
 import resource
-import statistics
-import time
 
 import pytest
 import torch
@@ -29,7 +27,8 @@ from benchlab_deepconfuse.confuse import (
     pseudo_update,
     surrogate_step,
 )
-from benchlab_deepconfuse.generator import build_generator, noise_of
+from benchlab_deepconfuse.generator import SubPixelConvTranspose2d, build_generator, noise_of
+from conftest import median_times
 from torch.nn import functional as F
 
 from benchlab.plugins import get_registry
@@ -92,16 +91,8 @@ class Iteration:
         self.classifier_step()
 
 
-def median_times(functions, rounds: int = ROUNDS) -> dict[str, float]:
-    for function in functions:  # warm-up: first-call allocations
-        function()
-    times = {f.__name__: [] for f in functions}
-    for _ in range(rounds):
-        for function in functions:
-            tick = time.perf_counter()
-            function()
-            times[function.__name__].append(time.perf_counter() - tick)
-    return {name: statistics.median(values) for name, values in times.items()}
+def by_name(functions) -> dict:
+    return {function.__name__: function for function in functions}
 
 
 def saved_bytes(function) -> int:
@@ -130,9 +121,9 @@ def test_algorithm2_iteration_cost(benchmark, data, name):
     torch.set_num_threads(1)  # 2 shared cores: one intra-op thread avoids OpenMP oversubscription
     try:
         it = Iteration(data, SETTINGS[name])
-        parts = median_times([it.plain_step, it.pseudo_update, it.generator_step, it.classifier_step,
-                              it.frozen_noise])
-        parts.update(median_times([it.frozen_noise_trial], rounds=3))
+        parts = median_times(by_name([it.plain_step, it.pseudo_update, it.generator_step, it.classifier_step,
+                                      it.frozen_noise]), ROUNDS)
+        parts.update(median_times(by_name([it.frozen_noise_trial]), rounds=3))
         benchmark.pedantic(it.iteration, rounds=5, iterations=1)
     finally:
         torch.set_num_threads(threads)
@@ -167,8 +158,6 @@ def test_algorithm2_iteration_cost(benchmark, data, name):
 
 def test_sub_pixel_last_layer_vs_transposed_convolution(benchmark, one_thread):
     """The generator's last layer (16 -> 1 channels, 16x16 -> 32x32, batch 128), forward + backward."""
-    from benchlab_deepconfuse.generator import SubPixelConvTranspose2d
-    from conftest import median_times as interleaved
 
     torch.manual_seed(0)
     sub_pixel = SubPixelConvTranspose2d(16, 1)
@@ -179,7 +168,7 @@ def test_sub_pixel_last_layer_vs_transposed_convolution(benchmark, one_thread):
     def step(layer):
         return lambda: layer(x).square().sum().backward()
 
-    seconds = interleaved({"transposed": step(transposed), "sub_pixel": step(sub_pixel)}, rounds=15)
+    seconds = median_times({"transposed": step(transposed), "sub_pixel": step(sub_pixel)}, rounds=15)
     benchmark.pedantic(step(sub_pixel), rounds=5, iterations=1)
     ratio = seconds["transposed"] / seconds["sub_pixel"]
     benchmark.extra_info.update(speedup=ratio, **{f"{k}_ms": 1000 * v for k, v in seconds.items()})
