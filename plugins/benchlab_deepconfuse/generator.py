@@ -46,7 +46,7 @@ class SubPixelConvTranspose2d(nn.ConvTranspose2d):
 
     Same parameters (and state dict) as ``nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)`` and
     the same function up to float rounding (a test checks it). Used for the generator's last layer
-    only, where it measured 1.17-1.29x faster forward + backward at batch 128 on an AVX2 CPU
+    only, where it measured 1.17-1.39x faster forward + backward at batch 128 on an AVX2 CPU
     (``benchmarks/test_deepconfuse_iteration.py``); for the wider layers the plain transposed
     convolution measured 2-3x faster.
     """
