@@ -5,6 +5,7 @@ from benchlab import hookimpl
 from . import matrices
 from .defense import AdversaryCriticDefense
 from .high_confidence_attack import HighConfidenceAttack
+from .margin import MarginMaximization
 from .vat import VirtualAdversarialTraining
 from .victims import MLP3
 
@@ -18,6 +19,7 @@ def register_attacks(register):
 def register_defenses(register):
     register(AdversaryCriticDefense)
     register(VirtualAdversarialTraining)
+    register(MarginMaximization)
 
 
 @hookimpl
