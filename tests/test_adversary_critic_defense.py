@@ -144,8 +144,8 @@ def test_margin_terms_match_the_linear_svm_on_a_linear_model():
         (1 + max(logits[i, k] for k in range(4) if k != y[i]) - logits[i, y[i]]).clamp_min(0) for i in range(5)])
     assert torch.allclose(multiclass_hinge(logits, y), expected_hinge)
     gaps = torch.stack([(weight - weight[c]).square().sum(1) for c in y.tolist()])  # (B, K)
-    jacobian = weight.view(4, 1, 1, 2, 3).expand(4, 5, 1, 2, 3)
-    assert torch.equal(most_sensitive_class(jacobian, y), gaps.argmax(1))
+    gradients = weight.expand(5, 4, 6)  # (N, K, D): every example's input gradients are the rows W_k
+    assert torch.equal(most_sensitive_class(gradients, y), gaps.argmax(1))
     penalty = margin_sensitivity(logits, x, y)
     assert torch.allclose(penalty, gaps.amax(1), rtol=1e-5)
     penalty.sum().backward()  # differentiable in the parameters (double backpropagation)

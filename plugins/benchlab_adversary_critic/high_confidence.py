@@ -30,6 +30,18 @@ def per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.view(-1, *([1] * (like.ndim - 1)))
 
 
+def class_input_gradients(logits: torch.Tensor, x: torch.Tensor, keep_graph: bool = False) -> torch.Tensor:
+    """(N, K, D) input gradients ∇_x f_k(x_n) of every logit, one backward pass per class, no graph.
+
+    Each pass differentiates ``Σ_n f_k(x_n)``, so row n is example n's own gradient when examples
+    do not interact (no batch statistics). ``keep_graph`` leaves the forward graph for the caller.
+    One ``is_grads_batched`` call instead measured 0.78-1.28x this loop's speed (MLPs, LeNet-5, 100 digits).
+    """
+    num_classes = logits.shape[1]
+    return torch.stack([torch.autograd.grad(logits[:, k].sum(), x, retain_graph=keep_graph or k + 1 < num_classes)[0]
+                        for k in range(num_classes)], dim=1).flatten(2)
+
+
 def closest_boundary_target(logits_fn: Logits, x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     """The class whose linearised decision boundary is nearest (DeepFool's rule, l2).
 
@@ -39,9 +51,7 @@ def closest_boundary_target(logits_fn: Logits, x: torch.Tensor, source: torch.Te
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         logits = logits_fn(x)
-        num_classes = logits.shape[1]
-        grads = torch.stack([torch.autograd.grad(logits[:, k].sum(), x, retain_graph=k + 1 < num_classes)[0]
-                             for k in range(num_classes)], dim=1).flatten(2)  # (N, K, D)
+        grads = class_input_gradients(logits, x)  # (N, K, D)
     logits = logits.detach()
     index = torch.arange(len(x), device=x.device)
     gap = (logits - logits[index, source][:, None]).abs()

@@ -27,6 +27,8 @@ from torch.nn import functional as F
 from benchlab.defense_base import TrainingDefense
 from benchlab.params import Param
 
+from .high_confidence import class_input_gradients
+
 
 def multiclass_hinge(logits: torch.Tensor, y: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
     """Per-example Crammer-Singer hinge: max(0, delta + max_{k≠y} z_k − z_y)."""
@@ -35,26 +37,15 @@ def multiclass_hinge(logits: torch.Tensor, y: torch.Tensor, delta: float = 1.0) 
     return F.relu(delta + others - correct)
 
 
-def input_jacobian(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(K, B, *x.shape[1:]) gradients ∇_x z_k of every logit, in one batched backward pass, no graph."""
-    num_classes = logits.shape[1]
-    basis = torch.eye(num_classes, device=logits.device, dtype=logits.dtype)
-    basis = basis[:, None, :].expand(num_classes, *logits.shape)
-    (jacobian,) = torch.autograd.grad(logits, x, basis, retain_graph=True, is_grads_batched=True)
-    return jacobian
-
-
-def most_sensitive_class(jacobian: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """l = argmax_k ||∇_x z_k − ∇_x z_y||² per example (k = y scores 0, so l ≠ y unless all rows agree)."""
-    rows = jacobian.flatten(2)  # (K, B, D)
-    own = rows[y, torch.arange(len(y), device=y.device)]  # (B, D)
-    return (rows - own).square().sum(dim=2).argmax(dim=0)
+def most_sensitive_class(gradients: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """l = argmax_k ||∇_x z_k − ∇_x z_y||² per example, from (N, K, D) input gradients (k = y scores 0)."""
+    own = gradients[torch.arange(len(y), device=y.device), y]  # (N, D)
+    return (gradients - own[:, None]).square().sum(dim=2).argmax(dim=1)
 
 
 def margin_sensitivity(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-example ||∇_x (z_y − z_l)||², differentiable in the parameters (l from ``most_sensitive_class``)."""
-    with torch.no_grad():
-        other = most_sensitive_class(input_jacobian(logits, x), y)
+    other = most_sensitive_class(class_input_gradients(logits, x, keep_graph=True), y)  # no graph: a constant
     gap = logits.gather(1, y[:, None]) - logits.gather(1, other[:, None])
     (grad,) = torch.autograd.grad(gap.sum(), x, create_graph=True)
     return grad.flatten(1).square().sum(dim=1)
