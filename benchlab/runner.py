@@ -5,9 +5,9 @@ and ``ray`` (a Ray cluster, or a local one started on demand). Workers only comp
 rows; the driver alone writes the database, one transaction per cell, as each result arrives. A
 killed run therefore loses only cells in flight, and a rerun picks up exactly those.
 
-Parallel executors receive the cells interleaved by the artifact they start from (a poison, or
-a clean-trained model): workers that started cells sharing one would wait on its cache lock while
-other artifacts could be built.
+Parallel executors start one cell per artifact (a poison, or a clean-trained model) and release
+the other cells that start from it only when that cell has finished: a worker never sits on the
+cache lock of an artifact another worker is still building while other cells could run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
@@ -113,7 +113,6 @@ def _execute(cells: list[Cell], settings: Settings, executor: str, workers: int,
         return iter(())
     if executor == "local":
         return _local(cells, settings, threads)
-    cells = interleave(cells)
     if executor == "process":
         return _process_pool(cells, settings, workers, threads or max(1, (os.cpu_count() or 1) // workers))
     return _ray(cells, settings, ray_address, gpus_per_cell, workers, threads or 1)
@@ -126,14 +125,21 @@ def artifact_group(cell: Cell) -> tuple:
     return ("model", cell.dataset, cell.defense, cell.victim, cell.seed, cell.recipe)
 
 
-def interleave(cells: list[Cell]) -> list[Cell]:
-    """Round-robin over artifact groups (in first-seen order): consecutive cells start from different
-    artifacts, so parallel workers build different ones instead of queueing on one cache lock."""
-    groups: dict[tuple, list[Cell]] = {}
-    for cell in cells:
-        groups.setdefault(artifact_group(cell), []).append(cell)
-    columns = list(groups.values())
-    return [column[i] for i in range(max(map(len, columns), default=0)) for column in columns if i < len(column)]
+class ArtifactSchedule:
+    """Which cells a parallel executor may start: one per artifact group at first (in first-seen
+    order), and the rest of a group once that cell has finished, ok or not (they then find the
+    artifact cached, or build it themselves if it failed)."""
+
+    def __init__(self, cells: Iterable[Cell]):
+        groups: dict[tuple, list[Cell]] = {}
+        for cell in cells:
+            groups.setdefault(artifact_group(cell), []).append(cell)
+        self.ready = [group[0] for group in groups.values()]
+        self._waiting = {key: group[1:] for key, group in groups.items()}
+
+    def finished(self, cell: Cell) -> list[Cell]:
+        """The cells that ``cell`` finishing releases (each released once)."""
+        return self._waiting.pop(artifact_group(cell), [])
 
 
 def _limit_threads(threads: int) -> None:
@@ -162,11 +168,16 @@ def _run_cell_with_threads(cell: Cell, settings: Settings, threads: int) -> dict
 def _process_pool(cells: list[Cell], settings: Settings, workers: int, threads: int) -> Iterator[dict]:
     # spawn, not fork: forking a process that has initialised torch's thread pools is unsafe.
     context = multiprocessing.get_context("spawn")
+    schedule = ArtifactSchedule(cells)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)) as pool:
-        futures = [pool.submit(run_cell, cell, settings) for cell in cells]
         try:
-            for future in as_completed(futures):
-                yield future.result()
+            running = {pool.submit(run_cell, cell, settings): cell for cell in schedule.ready}
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    released = schedule.finished(running.pop(future))
+                    running.update({pool.submit(run_cell, cell, settings): cell for cell in released})
+                    yield future.result()
         except BrokenProcessPool:
             log.error("a worker process died; finished cells are saved, rerun to resume the rest")
 
@@ -183,12 +194,14 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
                  log_to_driver=False, ignore_reinit_error=True)
     remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=1)(_run_cell_with_threads)
-    pending = {remote.remote(cell, settings, threads): cell for cell in cells}
+    schedule = ArtifactSchedule(cells)
+    pending = {remote.remote(cell, settings, threads): cell for cell in schedule.ready}
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 cell = pending.pop(ref)
+                pending.update({remote.remote(c, settings, threads): c for c in schedule.finished(cell)})
                 try:
                     yield ray.get(ref)
                 except ray.exceptions.RayError as error:  # the worker died twice: leave it for a rerun

@@ -13,7 +13,7 @@ import torch
 import benchlab
 from benchlab.cell import Settings, run_cell
 from benchlab.matrix import Matrix, load_matrix
-from benchlab.runner import artifact_group, interleave, run_matrix
+from benchlab.runner import ArtifactSchedule, artifact_group, run_matrix
 from benchlab.store import ResultsStore
 
 TINY = """
@@ -192,15 +192,23 @@ def test_parallel_executors_fill_the_same_rows(tmp_path, registry, executor):
         assert len(shared) == 3 and sum(not r["metrics"]["cache_hit_model"] for r in shared) == 1
 
 
-def test_parallel_executors_receive_cells_of_one_artifact_spread_apart(registry):
+def test_parallel_executors_start_a_cell_only_after_its_artifact_is_built(registry):
     cells = load_matrix("smoke", registry).expand(registry)
-    order = interleave(cells)
-    assert sorted(c.cell_id for c in order) == sorted(c.cell_id for c in cells)
-    groups = [artifact_group(c) for c in order]
-    # round-robin: a group only repeats after every group with cells left has had its turn
-    first_round = len(set(groups))
-    assert len(set(groups[:first_round])) == first_round
-    assert artifact_group(cells[0]) == artifact_group(cells[1])  # expansion order keeps them adjacent
+    schedule = ArtifactSchedule(cells)
+    groups = [artifact_group(c) for c in cells]
+    assert [artifact_group(c) for c in schedule.ready] == list(dict.fromkeys(groups))  # one each, in order
+    assert len(set(groups)) < len(cells)  # the smoke matrix has groups with several cells
+    # Finish cells in an order unrelated to submission; every release must follow its group's first cell.
+    built, released, queue = set(), [], list(reversed(schedule.ready))
+    while queue:
+        cell = queue.pop(0)
+        built.add(artifact_group(cell))
+        for follower in schedule.finished(cell):
+            assert artifact_group(follower) in built
+            released.append(follower)
+            queue.append(follower)
+    started = schedule.ready + released
+    assert sorted(c.cell_id for c in started) == sorted(c.cell_id for c in cells)  # each exactly once
 
 
 def test_threads_option_applies_per_cell_is_recorded_and_restored(tmp_path, registry):
