@@ -34,6 +34,16 @@ def target_probability(classifier, x, target):
 def test_contracts():
     check_plugin("attacks", "high-confidence:steps=50")
     check_plugin("victims", "mlp3:width=32")
+    check_plugin("victims", "lenet5-ac")
+
+
+def test_lenet5_ac_is_the_authors_architecture(registry):
+    """32C5-P-64C5-P-512 on 28x28 (released code): 4x4x64 maps reach the 512-unit layer."""
+    model = registry.create("victims", "lenet5-ac").build((1, 28, 28), 10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(c.out_channels, c.kernel_size, c.padding) for c in convs] == [(32, (5, 5), (0, 0)), (64, (5, 5), (0, 0))]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [(64 * 4 * 4, 512), (512, 10)]
 
 
 @pytest.mark.parametrize("spec", ["high-confidence", "high-confidence:confidence=0.9,target=random"])

@@ -7,7 +7,7 @@ from .defense import AdversaryCriticDefense
 from .high_confidence_attack import HighConfidenceAttack
 from .margin import MarginMaximization
 from .vat import VirtualAdversarialTraining
-from .victims import MLP3
+from .victims import MLP3, LeNet5AC
 
 
 @hookimpl
@@ -25,6 +25,7 @@ def register_defenses(register):
 @hookimpl
 def register_victims(register):
     register(MLP3)
+    register(LeNet5AC)
 
 
 @hookimpl

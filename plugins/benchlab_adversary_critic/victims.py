@@ -1,8 +1,9 @@
-"""``mlp3``: the paper's fully-connected network, three ReLU hidden layers of equal width (3x1200)."""
+"""The paper's two classifiers: ``mlp3`` (three ReLU hidden layers of equal width, 3x1200) and
+``lenet5-ac`` (the "LeNet-5" of the authors' released code: 32C5-P-64C5-P-512, not LeCun's 6-16-120-84)."""
 
 from __future__ import annotations
 
-from benchlab_baselines.models_small import SplitNet
+from benchlab_baselines.models_small import SplitNet, conv_relu, pad_to, with_fc_head
 from torch import nn
 
 from benchlab.interfaces import Victim
@@ -34,6 +35,36 @@ class MLP3(Victim):
 
     def build(self, input_shape, num_classes):
         return mlp3(input_shape, num_classes, self.p.width)
+
+    def split(self, model: SplitNet):
+        return model.features, model.classifier
+
+
+def lenet5_ac(input_shape, num_classes: int) -> SplitNet:
+    """32C5-P-64C5-P-512 with ReLU, unpadded convolutions and 2x2 max-pooling; smaller inputs padded to 28x28."""
+    c = input_shape[0]
+    conv = [
+        pad_to(input_shape, 28),
+        *conv_relu(c, 32, 5, padding=0), nn.MaxPool2d(2),
+        *conv_relu(32, 64, 5, padding=0), nn.MaxPool2d(2),
+    ]
+    return with_fc_head(conv, input_shape, (512,), num_classes)
+
+
+class LeNet5AC(Victim):
+    """The adversary-critic paper's "LeNet-5", as defined in the authors' released code (models.py).
+
+    Reference: Matyasko & Chau, "Improved Network Robustness with Adversary Critic", NeurIPS 2018,
+    https://arxiv.org/abs/1810.12576 (Table 1b); code github.com/aam-at/adversary_critic: two 5x5
+    VALID convolutions with 32 and 64 maps, each followed by 2x2 max-pooling, one 512-unit layer.
+    It has about 10x the multiply-adds of benchlab's LeCun ``lenet5`` (6-16-120-84).
+    """
+
+    name = "lenet5-ac"
+    recipe = Recipe(optimizer="adam", lr=1e-3, epochs=100, batch_size=100)
+
+    def build(self, input_shape, num_classes):
+        return lenet5_ac(input_shape, num_classes)
 
     def split(self, model: SplitNet):
         return model.features, model.classifier
