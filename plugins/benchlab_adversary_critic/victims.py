@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from benchlab_baselines.models_small import SplitNet, conv_relu, pad_to, with_fc_head
+from benchlab_baselines.models_small import SplitNet, two_conv_net
 from torch import nn
 
 from benchlab.interfaces import Victim
@@ -42,13 +42,7 @@ class MLP3(Victim):
 
 def lenet5_ac(input_shape, num_classes: int) -> SplitNet:
     """32C5-P-64C5-P-512 with ReLU, unpadded convolutions and 2x2 max-pooling; smaller inputs padded to 28x28."""
-    c = input_shape[0]
-    conv = [
-        pad_to(input_shape, 28),
-        *conv_relu(c, 32, 5, padding=0), nn.MaxPool2d(2),
-        *conv_relu(32, 64, 5, padding=0), nn.MaxPool2d(2),
-    ]
-    return with_fc_head(conv, input_shape, (512,), num_classes)
+    return two_conv_net(input_shape, num_classes, 32, 64, 512)
 
 
 class LeNet5AC(Victim):

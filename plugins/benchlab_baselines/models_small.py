@@ -105,15 +105,23 @@ def lenet5(input_shape, num_classes: int) -> SplitNet:
     return with_fc_head(conv, input_shape, (120, 84), num_classes)
 
 
-def deepconfuse_cnn(input_shape, num_classes: int) -> SplitNet:
-    """The Caffe-LeNet-style MNIST net (conv20-pool-conv50-pool-fc500); small inputs padded to 28x28."""
+def two_conv_net(input_shape, num_classes: int, conv1: int, conv2: int, hidden: int) -> SplitNet:
+    """conv(conv1)-5x5-pool, conv(conv2)-5x5-pool (unpadded), fc(hidden); small inputs padded to 28x28.
+
+    The MNIST net family of Caffe's LeNet (20-50-500) and the TensorFlow tutorials (32-64-...).
+    """
     c = input_shape[0]
     conv = [
         pad_to(input_shape, 28),
-        *conv_relu(c, 20, 5, padding=0), nn.MaxPool2d(2),
-        *conv_relu(20, 50, 5, padding=0), nn.MaxPool2d(2),
+        *conv_relu(c, conv1, 5, padding=0), nn.MaxPool2d(2),
+        *conv_relu(conv1, conv2, 5, padding=0), nn.MaxPool2d(2),
     ]
-    return with_fc_head(conv, input_shape, (500,), num_classes)
+    return with_fc_head(conv, input_shape, (hidden,), num_classes)
+
+
+def deepconfuse_cnn(input_shape, num_classes: int) -> SplitNet:
+    """The Caffe-LeNet-style MNIST net (conv20-pool-conv50-pool-fc500); small inputs padded to 28x28."""
+    return two_conv_net(input_shape, num_classes, 20, 50, 500)
 
 
 def cnn5(input_shape, num_classes: int) -> SplitNet:

@@ -6,23 +6,15 @@ of the original conv20-conv50-fc500 network. The original itself is the baseline
 
 from __future__ import annotations
 
-from benchlab_baselines.models_small import SplitNet, conv_relu, pad_to, with_fc_head
+from benchlab_baselines.models_small import SplitNet, two_conv_net
 from benchlab_baselines.victims import ADAM, SplitVictim
-from torch import nn
 
 from benchlab.params import Param
 
 
 def scaled_deepconfuse_cnn(input_shape, num_classes: int, width: float) -> SplitNet:
     """conv(20w)-5x5, pool, conv(50w)-5x5, pool, fc(500w); small inputs zero-padded to 28x28."""
-    c = input_shape[0]
-    c1, c2, hidden = (max(1, round(n * width)) for n in (20, 50, 500))
-    conv = [
-        pad_to(input_shape, 28),
-        *conv_relu(c, c1, 5, padding=0), nn.MaxPool2d(2),
-        *conv_relu(c1, c2, 5, padding=0), nn.MaxPool2d(2),
-    ]
-    return with_fc_head(conv, input_shape, (hidden,), num_classes)
+    return two_conv_net(input_shape, num_classes, *(max(1, round(n * width)) for n in (20, 50, 500)))
 
 
 class ScaledDeepConfuseCNN(SplitVictim):
