@@ -23,6 +23,7 @@ import torch
 from .cache import ArtifactCache, cache_key
 from .context import Context, resolve_device, seed_everything
 from .data import DataSplits
+from .heap import keep_freed_memory
 from .interfaces import EvasionAttack, EvasionResult, Fitted, PoisonedSet, perturbation_norms
 from .manifest import manifest
 from .matrix import Cell
@@ -55,7 +56,11 @@ def load_dataset(spec: str, data_root: str | None, download: bool, device: str) 
 
 
 def run_cell(cell: Cell, settings: Settings) -> dict:
-    """Execute ``cell`` and return its database row (status ok, failed or n/a)."""
+    """Execute ``cell`` and return its database row (status ok, failed or n/a).
+
+    The process first keeps freed memory in its heap (:mod:`benchlab.heap`; the manifest says so).
+    """
+    heap_kept = keep_freed_memory()
     started = time.time()
     row = {"cell_id": cell.cell_id, "matrix": settings.matrix, "block": cell.block, "dataset": cell.dataset,
            "threat": cell.threat, "attack": cell.attack, "defense": cell.defense, "victim": cell.victim,
@@ -71,6 +76,7 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
     except Exception as error:  # one failing cell must never kill the matrix
         row.update(status="failed", metrics={}, reason=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
         row.setdefault("manifest", manifest(device))
+    row["manifest"]["heap_kept"] = heap_kept
     row["finished_at"] = time.time()
     row["duration_s"] = row["finished_at"] - started
     return row

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from benchlab.heap import keep_freed_memory
+
 
 def best_of(function: Callable[[], object], repeats: int = 3, warmup: bool = False) -> float:
     """The fastest of ``repeats`` timed calls (the least disturbed by other processes)."""
@@ -53,3 +55,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kept_heap() -> bool:
+    """Benchmarks run the way a cell runs: with :mod:`benchlab.heap`'s malloc thresholds
+    (``BENCHLAB_KEEP_HEAP=0`` measures glibc's defaults instead)."""
+    return keep_freed_memory()

@@ -11,6 +11,10 @@ All parts are timed interleaved, round after round, and medians are compared, so
 slows them alike; the ratio is the figure reported, never the absolute seconds. Memory: bytes that
 autograd saves for the backward pass (packed tensors, counted by ``saved_tensors_hooks``) per
 plain step and per iteration, Algorithm 1's stored trajectory per trial, and the process peak RSS.
+
+As in a matrix cell, the surrogate's 1-channel first layer is ``OneChannelConv2d`` (fast input
+gradient; ``benchmarks/test_one_channel_conv.py`` times it against ``nn.Conv2d``) and the process
+keeps freed memory in its heap (``benchlab.heap``; ``BENCHLAB_KEEP_HEAP=0`` for glibc's defaults).
 """
 
 from __future__ import annotations
@@ -116,7 +120,7 @@ SETTINGS = {
 
 
 @pytest.mark.parametrize("name", list(SETTINGS))
-def test_algorithm2_iteration_cost(benchmark, data, name):
+def test_algorithm2_iteration_cost(benchmark, data, name, kept_heap):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 2 shared cores: one intra-op thread avoids OpenMP oversubscription
     try:
@@ -148,9 +152,11 @@ def test_algorithm2_iteration_cost(benchmark, data, name):
             p.numel() * p.element_size() for p in it.surrogate.parameters()) / 2**20,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    benchmark.extra_info.update(ratio=ratio, target=TARGET_RATIO, plain_ms=1000 * plain, **breakdown, **memory)
+    benchmark.extra_info.update(ratio=ratio, target=TARGET_RATIO, plain_ms=1000 * plain, heap_kept=kept_heap,
+                                **breakdown, **memory)
     lines = [f"\n[{name}] Algorithm-2 iteration = {ratio:.2f}x one plain SGD step (target <= {TARGET_RATIO}x; "
-             f"plain step {1000 * plain:.1f} ms, batch {it.settings.batch_size}, 28x28, 1 thread)"]
+             f"plain step {1000 * plain:.1f} ms, batch {it.settings.batch_size}, 28x28, 1 thread, "
+             f"heap kept: {kept_heap})"]
     lines += [f"  {name:<24} {value:5.2f}x" for name, value in breakdown.items()]
     lines += [f"  {name:<34} {value:8.1f}" for name, value in memory.items()]
     print("\n".join(lines))

@@ -12,6 +12,7 @@ import torch
 
 import benchlab
 from benchlab.cell import Settings, run_cell
+from benchlab.heap import keep_freed_memory
 from benchlab.matrix import Matrix, load_matrix
 from benchlab.runner import ArtifactSchedule, artifact_group, run_matrix
 from benchlab.store import ResultsStore
@@ -69,6 +70,7 @@ def test_matrix_records_every_cell_and_a_failing_plugin_does_not_stop_it(tmp_pat
     manifest = ok[0]["manifest"]
     assert manifest["versions"]["torch"] == torch.__version__.split("+")[0] or manifest["versions"]["torch"]
     assert manifest["device"].startswith("cpu") and "git_commit" in manifest
+    assert {r["manifest"]["heap_kept"] for r in rows} == {keep_freed_memory()}  # benchlab.heap, every row
     # the evasion cells and the clean poison cell of one (defense, victim) share one trained model
     shared = [r for r in ok if r["attack"].split(":")[0] in ("clean", "none", "fgsm")
               and r["defense"] == "erm" and r["victim"] == "mlp"]

@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .models_small import MaybePool, SplitNet
+from .one_channel_conv import conv2d
 
 
 class PadShortcut(nn.Module):
@@ -53,7 +54,7 @@ def resnet_cifar(depth: int, input_shape, num_classes: int, shortcut: str = "a")
     if (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110); got {depth}")
     blocks = (depth - 2) // 6
-    stem = nn.Conv2d(input_shape[0], 16, 3, 1, 1, bias=False)
+    stem = conv2d(input_shape[0], 16, 3, padding=1, bias=False)
     layers: list[nn.Module] = [stem, nn.BatchNorm2d(16), nn.ReLU()]
     cin = 16
     for stage, width in enumerate((16, 32, 64)):
@@ -95,7 +96,7 @@ def densenet_cifar(input_shape, num_classes: int, depth: int = 40, growth: int =
         raise ValueError(f"DenseNet depth must be 3n+4 (40, 100, ...); got {depth}")
     per_block = (depth - 4) // 3
     channels = 16
-    layers: list[nn.Module] = [nn.Conv2d(input_shape[0], channels, 3, 1, 1, bias=False)]
+    layers: list[nn.Module] = [conv2d(input_shape[0], channels, 3, padding=1, bias=False)]
     for block in range(3):
         for _ in range(per_block):
             layers.append(DenseLayer(channels, growth))

@@ -4,7 +4,8 @@ Every model is a :class:`SplitNet`, ``classifier(features(x))``, so a victim's r
 is the pair of submodules. Inputs range from 8x8 digits to 96x96 STL-10 images: nets designed
 around a fixed input size zero-pad smaller images up to it, 2x2 pooling that would shrink a map
 below 2x2 is skipped (:class:`MaybePool`), and flattened sizes are measured with a dummy forward
-pass instead of being hard-coded.
+pass instead of being hard-coded. First convolutions over 1-channel images are
+:class:`~.one_channel_conv.OneChannelConv2d`: the same layer with a faster CPU input gradient.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .one_channel_conv import conv2d
 
 
 class SplitNet(nn.Module):
@@ -64,11 +67,11 @@ def flat_size(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
 
 def conv_relu(cin: int, cout: int, kernel: int = 3, padding: int | None = None) -> list[nn.Module]:
     padding = kernel // 2 if padding is None else padding
-    return [nn.Conv2d(cin, cout, kernel, padding=padding), nn.ReLU()]
+    return [conv2d(cin, cout, kernel, padding=padding), nn.ReLU()]
 
 
 def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    return [conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
 
 def with_fc_head(conv: list[nn.Module], input_shape, hidden: tuple[int, ...], num_classes: int) -> SplitNet:

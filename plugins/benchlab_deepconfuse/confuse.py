@@ -18,6 +18,9 @@ optimiser (μ = 0 gives the paper's plain-SGD step).
 Cost: the frozen generator's noise is computed without a graph, once per trial for the whole
 training set when the trial sees it all (else per batch); the generator gradient is taken with
 ``torch.autograd.grad`` restricted to ξ, so nothing is accumulated into the surrogate's ``.grad``.
+The generator gradient needs the surrogate's input gradient twice (through its forward, and in the
+double backward of its first layer's weight gradient): the baselines' grayscale victims build that
+layer as ``OneChannelConv2d``, which avoids oneDNN's slow kernel for 1-channel inputs.
 """
 
 from __future__ import annotations
