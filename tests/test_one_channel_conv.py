@@ -148,3 +148,19 @@ def test_factory_and_victims_keep_their_state_dicts():
     assert set(first.state_dict()) == {"weight", "bias"}
     colour = get_registry().create("victims", "deepconfuse-cnn").build((3, 32, 32), 10)
     assert type(colour.features[1]) is nn.Conv2d
+
+
+def test_bf16_autocast_takes_the_plain_path():
+    torch.manual_seed(5)
+    layer = OneChannelConv2d(4, 5)
+    reference = nn.Conv2d(1, 4, 5)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.rand(3, 1, 12, 12, requires_grad=True)
+    grads = []
+    for module in (layer, reference):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = module(x)
+        assert out.dtype == torch.bfloat16
+        grads.append(torch.autograd.grad(out.float().square().sum(), (x, module.weight)))
+    for got, want in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want)

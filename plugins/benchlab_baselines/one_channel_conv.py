@@ -13,8 +13,8 @@ option).
 :class:`OneChannelConv2d` computes it as a batched matmul of the output gradient with the kernel (k*k
 values per output pixel) and k*k shifted adds ("col2im"): 1.4-1.5 ms in isolation for that layer. It
 keeps ``nn.Conv2d``'s parameters, initialisation and state dict, and takes its own path only when it
-is needed and helps: a CPU input that requires a gradient. Everything else (training on data, CUDA,
-``vmap``) is the plain ``nn.Conv2d`` forward. The forward and the weight gradient stay oneDNN's.
+is needed and helps: a CPU input that requires a gradient, outside autocast. Everything else
+(training on data, CUDA, ``vmap``, bf16 autocast) is the plain ``nn.Conv2d`` forward. The forward and the weight gradient stay oneDNN's.
 The weight gradient is a function of its own, so that its gradient with respect to the input (the
 double-backward term) is computed the same fast way; every backward is built from differentiable
 operations, so gradients of any order are exact. The two gradients are separate graph nodes, so a
@@ -164,8 +164,8 @@ class OneChannelConv2d(nn.Conv2d):
         super().__init__(1, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (x.requires_grad and x.device.type == "cpu"):
-            return super().forward(x)
+        if not (x.requires_grad and x.device.type == "cpu") or torch.is_autocast_enabled("cpu"):
+            return super().forward(x)  # autocast's dtype casts live in the native graph only
         stride, padding = _pair(self.stride), _pair(self.padding)
         # Two graph nodes, one per gradient, joined by an add: autograd then skips whichever one a
         # backward pass does not need (a single Python Function would compute both every time).
