@@ -5,7 +5,9 @@ Two workloads that need the gradient with respect to a 1-channel input:
 * an attack's input gradient: forward + backward to x of the cross-entropy, batch 128 of 28x28
   images (what PGD, C&W, DeepFool and adversarial training do at every step);
 * DeepConfuse's generator step (``benchmarks/test_deepconfuse_iteration.py``): the pseudo-update,
-  the outer loss and the double backward through the surrogate's weight gradient to the generator.
+  the outer loss and the double backward through the surrogate's weight gradient to the generator;
+* the training steps of two defenses that differentiate input gradients with respect to the weights
+  (double backpropagation): margin maximization and the adversary critic, batch 100 of digits.
 
 The figure is the speed-up native / OneChannelConv2d of interleaved medians; gradients are checked
 equal before timing, so the two sides compute the same thing.
@@ -17,6 +19,10 @@ import copy
 
 import pytest
 import torch
+from benchlab_adversary_critic.critic import AdversaryCritic
+from benchlab_adversary_critic.defense import BETAS, AdversaryCriticDefense
+from benchlab_adversary_critic.mapping import ClassConfidence
+from benchlab_adversary_critic.margin import MarginMaximization
 from benchlab_baselines.one_channel_conv import OneChannelConv2d
 from benchlab_deepconfuse.confuse import ConfuseSettings
 from conftest import median_times
@@ -72,4 +78,46 @@ def test_deepconfuse_generator_step(benchmark, batch_size):
     speedup = seconds["native"] / seconds["one_channel"]
     benchmark.extra_info.update(speedup=speedup, **{f"{k}_ms": 1000 * v for k, v in seconds.items()})
     print(f"\nDeepConfuse generator step, batch {batch_size}: nn.Conv2d surrogate {1000 * seconds['native']:.1f} ms, "
+          f"OneChannelConv2d {1000 * seconds['one_channel']:.1f} ms: {speedup:.2f}x")
+
+
+def margin_step(model, x, y):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    objective = MarginMaximization().objective(model, None, None)
+
+    def step():
+        loss, _ = objective(model, x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def adversary_critic_step(model, x, y):
+    defense = AdversaryCriticDefense(critic_width=1200)
+    torch.manual_seed(1)
+    critic = AdversaryCritic(tuple(x.shape[1:]), 10, defense.p.critic_width)
+    opt_f = torch.optim.Adam(model.parameters(), lr=defense.p.lr, betas=BETAS)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=defense.p.critic_lr, betas=BETAS)
+    confidence = ClassConfidence(torch.full((10,), 0.9))
+    return lambda: defense.step(model, critic, opt_f, opt_d, confidence, x, y)
+
+
+@pytest.mark.parametrize("make_step", [margin_step, adversary_critic_step], ids=["margin", "adversary-critic"])
+@pytest.mark.parametrize("victim", ["lenet5", "lenet5-ac"])
+def test_double_backprop_defense_step(benchmark, victim, make_step):
+    splits = get_registry().create("datasets", "digits").load()
+    x, y = splits.train.x[:100], splits.train.y[:100]
+
+    def model(native: bool):
+        torch.manual_seed(0)
+        built = get_registry().create("victims", victim).build(splits.info.input_shape, splits.info.num_classes)
+        return to_native(built) if native else built
+
+    native, fast = make_step(model(True), x, y), make_step(model(False), x, y)
+    seconds = median_times({"native": native, "one_channel": fast}, 7)
+    benchmark.pedantic(fast, rounds=3, iterations=1)
+    speedup = seconds["native"] / seconds["one_channel"]
+    benchmark.extra_info.update(speedup=speedup, **{f"{k}_ms": 1000 * v for k, v in seconds.items()})
+    print(f"\n{make_step.__name__} on {victim}, digits batch 100: nn.Conv2d {1000 * seconds['native']:.1f} ms, "
           f"OneChannelConv2d {1000 * seconds['one_channel']:.1f} ms: {speedup:.2f}x")
