@@ -67,35 +67,38 @@ def ratio_to_erm(benchmark, best_of, batch, victim: str, name: str, make_step) -
     return ratio
 
 
+def adversary_critic_step(model, x, y, num_classes: int = 10):
+    """One ``adversary-critic`` training step (critic width 1200) of ``model`` on the batch (x, y)."""
+    defense = AdversaryCriticDefense(critic_width=1200)
+    critic = AdversaryCritic(tuple(x.shape[1:]), num_classes, defense.p.critic_width)
+    opt_f = torch.optim.Adam(model.parameters(), lr=defense.p.lr, betas=BETAS)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=defense.p.critic_lr, betas=BETAS)
+    confidence = ClassConfidence(torch.full((num_classes,), 0.9))
+    return lambda: defense.step(model, critic, opt_f, opt_d, confidence, x, y)
+
+
+def margin_step(model, x, y):
+    """One margin-maximization training step (Adam) of ``model`` on the batch (x, y)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    objective = MarginMaximization().objective(model, None, None)
+
+    def step():
+        loss, _ = objective(model, x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
 @pytest.mark.parametrize("victim", VICTIMS)
 def test_adversary_critic_step_vs_erm_step(benchmark, best_of, batch, victim):
     x, y, info = batch
-    defense = AdversaryCriticDefense(critic_width=1200)
-
-    def make_step(model):
-        critic = AdversaryCritic(info.input_shape, info.num_classes, defense.p.critic_width)
-        opt_f = torch.optim.Adam(model.parameters(), lr=defense.p.lr, betas=BETAS)
-        opt_d = torch.optim.Adam(critic.parameters(), lr=defense.p.critic_lr, betas=BETAS)
-        confidence = ClassConfidence(torch.full((info.num_classes,), 0.9))
-        return lambda: defense.step(model, critic, opt_f, opt_d, confidence, x, y)
-
-    ratio_to_erm(benchmark, best_of, batch, victim, "adversary-critic", make_step)
+    ratio_to_erm(benchmark, best_of, batch, victim, "adversary-critic",
+                 lambda model: adversary_critic_step(model, x, y, info.num_classes))
 
 
 @pytest.mark.parametrize("victim", VICTIMS)
 def test_margin_step_vs_erm_step(benchmark, best_of, batch, victim):
     x, y, _ = batch
-
-    def make_step(model):
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        objective = MarginMaximization().objective(model, None, None)
-
-        def step():
-            loss, _ = objective(model, x, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-        return step
-
-    ratio_to_erm(benchmark, best_of, batch, victim, "margin", make_step)
+    ratio_to_erm(benchmark, best_of, batch, victim, "margin", lambda model: margin_step(model, x, y))

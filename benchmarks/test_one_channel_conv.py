@@ -19,13 +19,10 @@ import copy
 
 import pytest
 import torch
-from benchlab_adversary_critic.critic import AdversaryCritic
-from benchlab_adversary_critic.defense import BETAS, AdversaryCriticDefense
-from benchlab_adversary_critic.mapping import ClassConfidence
-from benchlab_adversary_critic.margin import MarginMaximization
 from benchlab_baselines.one_channel_conv import OneChannelConv2d
 from benchlab_deepconfuse.confuse import ConfuseSettings
 from conftest import median_times
+from test_adversary_critic_step import adversary_critic_step, margin_step
 from test_deepconfuse_iteration import Iteration
 from torch import nn
 from torch.nn import functional as F
@@ -81,28 +78,6 @@ def test_deepconfuse_generator_step(benchmark, batch_size):
           f"OneChannelConv2d {1000 * seconds['one_channel']:.1f} ms: {speedup:.2f}x")
 
 
-def margin_step(model, x, y):
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    objective = MarginMaximization().objective(model, None, None)
-
-    def step():
-        loss, _ = objective(model, x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return step
-
-
-def adversary_critic_step(model, x, y):
-    defense = AdversaryCriticDefense(critic_width=1200)
-    torch.manual_seed(1)
-    critic = AdversaryCritic(tuple(x.shape[1:]), 10, defense.p.critic_width)
-    opt_f = torch.optim.Adam(model.parameters(), lr=defense.p.lr, betas=BETAS)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=defense.p.critic_lr, betas=BETAS)
-    confidence = ClassConfidence(torch.full((10,), 0.9))
-    return lambda: defense.step(model, critic, opt_f, opt_d, confidence, x, y)
-
-
 @pytest.mark.parametrize("make_step", [margin_step, adversary_critic_step], ids=["margin", "adversary-critic"])
 @pytest.mark.parametrize("victim", ["lenet5", "lenet5-ac"])
 def test_double_backprop_defense_step(benchmark, victim, make_step):
@@ -114,6 +89,7 @@ def test_double_backprop_defense_step(benchmark, victim, make_step):
         built = get_registry().create("victims", victim).build(splits.info.input_shape, splits.info.num_classes)
         return to_native(built) if native else built
 
+    # model() reseeds, so both sides also draw the same critic initialisation.
     native, fast = make_step(model(True), x, y), make_step(model(False), x, y)
     seconds = median_times({"native": native, "one_channel": fast}, 7)
     benchmark.pedantic(fast, rounds=3, iterations=1)
