@@ -22,8 +22,8 @@ import torch
 from benchlab_baselines.one_channel_conv import OneChannelConv2d
 from benchlab_deepconfuse.confuse import ConfuseSettings
 from conftest import median_times
-from test_adversary_critic_step import adversary_critic_step, margin_step
-from test_deepconfuse_iteration import Iteration
+from test_adversary_critic_step import _model, adversary_critic_step, batch, margin_step  # noqa: F401 (fixture)
+from test_deepconfuse_iteration import Iteration, data  # noqa: F401 (fixture)
 from torch import nn
 from torch.nn import functional as F
 
@@ -41,6 +41,17 @@ def to_native(model: nn.Module) -> nn.Module:
     return model
 
 
+def compare(benchmark, label: str, native, one_channel, rounds: int = ROUNDS) -> float:
+    """Interleaved medians of the two sides, the speed-up native / OneChannelConv2d, recorded and printed."""
+    seconds = median_times({"native": native, "one_channel": one_channel}, rounds)
+    benchmark.pedantic(one_channel, rounds=5, iterations=1)
+    speedup = seconds["native"] / seconds["one_channel"]
+    benchmark.extra_info.update(speedup=speedup, **{f"{k}_ms": 1000 * v for k, v in seconds.items()})
+    print(f"\n{label}: nn.Conv2d {1000 * seconds['native']:.1f} ms, "
+          f"OneChannelConv2d {1000 * seconds['one_channel']:.1f} ms: {speedup:.2f}x")
+    return speedup
+
+
 @pytest.mark.parametrize("victim", ["lenet5", "deepconfuse-cnn", "lenet5-ac", "graynet", "cnn5", "resnet20"])
 def test_input_gradient(benchmark, victim):
     torch.manual_seed(0)
@@ -55,45 +66,22 @@ def test_input_gradient(benchmark, victim):
         return step
 
     torch.testing.assert_close(input_gradient(fast)(), input_gradient(native)(), rtol=1e-4, atol=1e-7)
-    seconds = median_times({"native": input_gradient(native), "one_channel": input_gradient(fast)}, ROUNDS)
-    benchmark.pedantic(input_gradient(fast), rounds=5, iterations=1)
-    speedup = seconds["native"] / seconds["one_channel"]
-    benchmark.extra_info.update(speedup=speedup, **{f"{k}_ms": 1000 * v for k, v in seconds.items()})
-    print(f"\n{victim} input gradient, batch 128: nn.Conv2d {1000 * seconds['native']:.1f} ms, "
-          f"OneChannelConv2d {1000 * seconds['one_channel']:.1f} ms: {speedup:.2f}x")
+    compare(benchmark, f"{victim} input gradient, batch 128", input_gradient(native), input_gradient(fast))
 
 
 @pytest.mark.parametrize("batch_size", [128, 64])
-def test_deepconfuse_generator_step(benchmark, batch_size):
-    train = get_registry().create("datasets", "digits").load().train
-    train.x = F.interpolate(train.x, size=28)
+def test_deepconfuse_generator_step(benchmark, data, batch_size):  # noqa: F811 (the imported fixture)
     settings = ConfuseSettings(batch_size=batch_size)
-    fast, native = Iteration(train, settings), Iteration(train, settings)
+    fast, native = Iteration(data, settings), Iteration(data, settings)
     to_native(native.surrogate)
-    seconds = median_times({"native": native.generator_step, "one_channel": fast.generator_step}, ROUNDS)
-    benchmark.pedantic(fast.generator_step, rounds=5, iterations=1)
-    speedup = seconds["native"] / seconds["one_channel"]
-    benchmark.extra_info.update(speedup=speedup, **{f"{k}_ms": 1000 * v for k, v in seconds.items()})
-    print(f"\nDeepConfuse generator step, batch {batch_size}: nn.Conv2d surrogate {1000 * seconds['native']:.1f} ms, "
-          f"OneChannelConv2d {1000 * seconds['one_channel']:.1f} ms: {speedup:.2f}x")
+    compare(benchmark, f"DeepConfuse generator step, batch {batch_size}", native.generator_step, fast.generator_step)
 
 
 @pytest.mark.parametrize("make_step", [margin_step, adversary_critic_step], ids=["margin", "adversary-critic"])
 @pytest.mark.parametrize("victim", ["lenet5", "lenet5-ac"])
-def test_double_backprop_defense_step(benchmark, victim, make_step):
-    splits = get_registry().create("datasets", "digits").load()
-    x, y = splits.train.x[:100], splits.train.y[:100]
-
-    def model(native: bool):
-        torch.manual_seed(0)
-        built = get_registry().create("victims", victim).build(splits.info.input_shape, splits.info.num_classes)
-        return to_native(built) if native else built
-
-    # model() reseeds, so both sides also draw the same critic initialisation.
-    native, fast = make_step(model(True), x, y), make_step(model(False), x, y)
-    seconds = median_times({"native": native, "one_channel": fast}, 7)
-    benchmark.pedantic(fast, rounds=3, iterations=1)
-    speedup = seconds["native"] / seconds["one_channel"]
-    benchmark.extra_info.update(speedup=speedup, **{f"{k}_ms": 1000 * v for k, v in seconds.items()})
-    print(f"\n{make_step.__name__} on {victim}, digits batch 100: nn.Conv2d {1000 * seconds['native']:.1f} ms, "
-          f"OneChannelConv2d {1000 * seconds['one_channel']:.1f} ms: {speedup:.2f}x")
+def test_double_backprop_defense_step(benchmark, batch, victim, make_step):  # noqa: F811 (the imported fixture)
+    x, y, info = batch
+    # _model reseeds, so both sides also draw the same critic initialisation.
+    native = make_step(to_native(_model(victim, info)), x, y)
+    fast = make_step(_model(victim, info), x, y)
+    compare(benchmark, f"{make_step.__name__} on {victim}, digits batch {len(y)}", native, fast, rounds=7)

@@ -14,7 +14,8 @@ option).
 values per output pixel) and k*k shifted adds ("col2im"): 1.4-1.5 ms in isolation for that layer. It
 keeps ``nn.Conv2d``'s parameters, initialisation and state dict, and takes its own path only when it
 is needed and helps: a CPU input that requires a gradient, outside autocast. Everything else
-(training on data, CUDA, ``vmap``, bf16 autocast) is the plain ``nn.Conv2d`` forward. The forward and the weight gradient stay oneDNN's.
+(training on data, CUDA, ``vmap``, bf16 autocast) is the plain ``nn.Conv2d`` forward. The forward
+and the weight gradient stay oneDNN's.
 The weight gradient is a function of its own, so that its gradient with respect to the input (the
 double-backward term) is computed the same fast way; every backward is built from differentiable
 operations, so gradients of any order are exact. The two gradients are separate graph nodes, so a
@@ -27,10 +28,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-
-def _pair(value) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 class _ColumnsToImage(torch.autograd.Function):
@@ -166,7 +163,7 @@ class OneChannelConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (x.requires_grad and x.device.type == "cpu") or torch.is_autocast_enabled("cpu"):
             return super().forward(x)  # autocast's dtype casts live in the native graph only
-        stride, padding = _pair(self.stride), _pair(self.padding)
+        stride, padding = self.stride, self.padding  # nn.Conv2d keeps both as pairs
         # Two graph nodes, one per gradient, joined by an add: autograd then skips whichever one a
         # backward pass does not need (a single Python Function would compute both every time).
         out = _WeightPath.apply(_Captured(x), self.weight, self.bias, stride, padding)
