@@ -60,13 +60,13 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
 
     The process first keeps freed memory in its heap (:mod:`benchlab.heap`; the manifest says so).
     """
-    heap_kept = keep_freed_memory()
     started = time.time()
     row = {"cell_id": cell.cell_id, "matrix": settings.matrix, "block": cell.block, "dataset": cell.dataset,
            "threat": cell.threat, "attack": cell.attack, "defense": cell.defense, "victim": cell.victim,
            "seed": cell.seed, "params": {"recipe": dict(cell.recipe)}, "started_at": started}
-    device = None
+    device, heap_kept = None, False
     try:
+        heap_kept = keep_freed_memory()
         device = resolve_device(settings.device)
         row["manifest"] = manifest(device)
         if cell.reason is not None:

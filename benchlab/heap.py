@@ -28,12 +28,16 @@ M_TRIM_THRESHOLD = -1  # <malloc.h>
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling on 64-bit: 4 * 1024 * 1024 * sizeof(long)
 TRIM_THRESHOLD = 512 * 2**20
+SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 @functools.lru_cache(maxsize=1)
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds once per process; True when they are in effect."""
-    if os.environ.get("BENCHLAB_KEEP_HEAP", "1") == "0" or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+    setting = os.environ.get("BENCHLAB_KEEP_HEAP", "1").strip().lower()
+    if setting not in SWITCH:
+        raise ValueError(f"BENCHLAB_KEEP_HEAP={setting!r}: valid values are {', '.join(SWITCH)}")
+    if not SWITCH[setting] or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt

@@ -52,3 +52,13 @@ def test_opt_out_and_the_users_own_tunables_win(monkeypatch):
             patch.setenv(name, value)
             assert keep_freed_memory() is False
     keep_freed_memory.cache_clear()
+
+
+def test_a_bad_switch_names_the_valid_values(monkeypatch):
+    keep_freed_memory.cache_clear()
+    monkeypatch.setenv("BENCHLAB_KEEP_HEAP", "maybe")
+    with pytest.raises(ValueError, match=r"BENCHLAB_KEEP_HEAP='maybe': valid values are 1, true, .*off"):
+        keep_freed_memory()
+    monkeypatch.setenv("BENCHLAB_KEEP_HEAP", "off")
+    assert keep_freed_memory() is False
+    keep_freed_memory.cache_clear()
