@@ -19,6 +19,7 @@ from .interfaces import (
     PoisonedSet,
     Victim,
 )
+from .metrics import Metric
 from .params import Param, SpecError
 from .train import History, Recipe
 
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Classifier", "Context", "DataSplits", "DatasetInfo", "DatasetSource", "Defense", "EvasionAttack",
-    "EvasionResult", "Fitted", "History", "Param", "PoisonAttack", "PoisonedSet", "Recipe",
+    "EvasionResult", "Fitted", "History", "Metric", "Param", "PoisonAttack", "PoisonedSet", "Recipe",
     "SklearnClassifier", "SpecError", "TensorData", "TorchClassifier", "TrainingDefense", "Victim",
     "hookimpl", "__version__",
 ]

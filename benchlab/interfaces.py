@@ -16,6 +16,7 @@ import torch
 
 from .classifier import Classifier
 from .data import DatasetInfo, DataSplits, TensorData
+from .metrics import Metric
 from .params import Param, format_spec
 from .train import History, Recipe
 from .transfer import SOURCE_PARAMS, resolve_source, with_source_params
@@ -36,6 +37,8 @@ class Plugin:
     version: ClassVar[str] = "1"
     # A cheap configuration for contract tests and smoke runs (e.g. fewer iterations).
     test_spec: ClassVar[str | None] = None
+    # Metrics this component adds to its cells' rows (see benchlab.metrics).
+    declared_metrics: ClassVar[tuple[Metric, ...]] = ()
 
     def __init__(self, **values: Any):
         unknown = set(values) - {p.name for p in self.params}
