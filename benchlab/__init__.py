@@ -21,6 +21,7 @@ from .interfaces import (
 )
 from .metrics import Metric
 from .params import Param, SpecError
+from .poisoning import poison_mask, stamp
 from .train import History, Recipe
 
 __version__ = "0.1.0"
@@ -29,5 +30,5 @@ __all__ = [
     "Classifier", "Context", "DataSplits", "DatasetInfo", "DatasetSource", "Defense", "EvasionAttack",
     "EvasionResult", "Fitted", "History", "Metric", "Param", "PoisonAttack", "PoisonedSet", "Recipe",
     "SklearnClassifier", "SpecError", "TensorData", "TorchClassifier", "TrainingDefense", "Victim",
-    "hookimpl", "__version__",
+    "hookimpl", "poison_mask", "stamp", "__version__",
 ]

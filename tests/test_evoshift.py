@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from benchlab_baselines.poison_attacks import stamp
 from benchlab_evoshift import population
 from benchlab_evoshift.evoshift import EvoShift
 from benchlab_evoshift.jacobsen import label_positions
@@ -21,6 +20,7 @@ from benchlab_evoshift.svf import resize, sample_locations, spatial_value_functi
 from benchlab_evoshift.vibce import VIBCE, vib_loss
 from torch import nn
 
+from benchlab import stamp
 from benchlab.cache import ArtifactCache
 from benchlab.classifier import TorchClassifier
 from benchlab.context import Context

@@ -14,39 +14,7 @@ from benchlab.data import DataSplits, TensorData
 from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
 from benchlab.norms import chunks, eps_param, fraction_param, missing_budget, norm_param, resolve_budget
 from benchlab.params import Param
-
-# Poison crafting touches every training image once; larger chunks than for gradient attacks are fine.
-CRAFT_CHUNK = 4096
-
-
-def choose(n: int, fraction: float, generator: torch.Generator, device) -> torch.Tensor:
-    """A bool mask selecting exactly ``round(fraction * n)`` of ``n`` examples at random."""
-    mask = torch.zeros(n, dtype=torch.bool)
-    mask[torch.randperm(n, generator=generator)[: round(fraction * n)]] = True
-    return mask.to(device)
-
-
-def stamp(x: torch.Tensor, labels: torch.Tensor, locations: torch.Tensor, values: torch.Tensor):
-    """Set, in each image, the pixels of the pattern of its given label (a new tensor).
-
-    ``locations`` (K, N, 2) holds (row, col) of each class's N pixels and ``values`` (K, N, C)
-    their per-channel intensities.
-    """
-    num_classes, _, channels = values.shape
-    height, width = x.shape[-2:]
-    flat = (locations[..., 0] * width + locations[..., 1]).cpu()
-    # Per-class full-size pattern images and masks, indexed by label below (no per-image loop).
-    where = torch.zeros(num_classes, height * width, dtype=torch.bool)
-    where.scatter_(1, flat, True)
-    pattern = torch.zeros(num_classes, channels, height * width)
-    pattern.scatter_(2, flat.unsqueeze(1).expand(-1, channels, -1), values.cpu().transpose(1, 2).float())
-    where = where.view(num_classes, 1, height, width).to(x.device)
-    pattern = pattern.view(num_classes, channels, height, width).to(x.device, x.dtype)
-    out = x.clone()
-    for s in chunks(len(x), CRAFT_CHUNK):
-        label = labels[s].to(x.device)
-        out[s] = torch.where(where[label], pattern[label], x[s])
-    return out
+from benchlab.poisoning import CRAFT_CHUNK, poison_mask, stamp
 
 
 class Clean(PoisonAttack):
@@ -80,7 +48,7 @@ class UniformNoise(PoisonAttack):
     def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
         eps = resolve_budget(self.p.eps, "linf", ctx)
         generator = ctx.generator(201)
-        mask = choose(len(train), self.p.fraction, generator, train.device)
+        mask = poison_mask(len(train), self.p.fraction, generator, train.device)
         index = mask.nonzero().squeeze(1)
         x = train.x.clone()
         for s in chunks(len(index), CRAFT_CHUNK):
@@ -128,7 +96,7 @@ class RandomPixels(PoisonAttack):
         flat = torch.rand(classes, height * width, generator=generator).argsort(1)[:, :pixels]
         locations = torch.stack((flat // width, flat % width), dim=-1)
         values = torch.rand(classes, pixels, channels, generator=generator)
-        mask = choose(len(train), self.p.fraction, generator, train.device)
+        mask = poison_mask(len(train), self.p.fraction, generator, train.device)
         x = train.x.clone()
         index = mask.nonzero().squeeze(1)
         x[index] = stamp(train.x[index], train.y[index], locations, values)
@@ -158,7 +126,7 @@ class LabelFlip(PoisonAttack):
 
     def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
         generator = ctx.generator(203)
-        mask = choose(len(train), self.p.fraction, generator, train.device)
+        mask = poison_mask(len(train), self.p.fraction, generator, train.device)
         index = mask.nonzero().squeeze(1)
         # Adding 1..K-1 modulo K gives every *other* class with equal probability.
         shift = torch.randint(1, ctx.info.num_classes, (len(index),), generator=generator)

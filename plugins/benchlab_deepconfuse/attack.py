@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import torch
-from benchlab_baselines.poison_attacks import choose
 
+from benchlab import poison_mask as choose
 from benchlab.cache import cache_key
 from benchlab.classifier import TorchClassifier
 from benchlab.context import Context

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from benchlab_baselines.poison_attacks import stamp
 from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
+from benchlab import stamp
 from benchlab.data import TensorData
 from benchlab.train import Recipe, fit, make_optimizer
 

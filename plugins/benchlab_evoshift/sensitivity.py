@@ -14,8 +14,8 @@ classes carry a pattern (absent: all do).
 from __future__ import annotations
 
 import torch
-from benchlab_baselines.poison_attacks import stamp
 
+from benchlab import stamp
 from benchlab.classifier import Classifier
 from benchlab.context import Context
 from benchlab.data import DataSplits, TensorData
