@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .cache import ArtifactCache, cache_key
+from .code_identity import component, core
 from .context import Context, resolve_device, seed_everything
 from .data import DataSplits
 from .heap import keep_freed_memory
@@ -63,7 +64,8 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
     started = time.time()
     row = {"cell_id": cell.cell_id, "matrix": settings.matrix, "block": cell.block, "dataset": cell.dataset,
            "threat": cell.threat, "attack": cell.attack, "defense": cell.defense, "victim": cell.victim,
-           "seed": cell.seed, "params": {"recipe": dict(cell.recipe)}, "started_at": started}
+           "seed": cell.seed, "params": {"recipe": dict(cell.recipe), "specs": cell.specs, "code": cell.code},
+           "code_version": cell.code_version, "started_at": started}
     device, heap_kept = None, False
     try:
         heap_kept = keep_freed_memory()
@@ -124,7 +126,7 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
 def _craft_cached(attack, splits: DataSplits, ctx: Context, fingerprint: str):
     if attack.leaves_data_clean:  # share the clean-trained models with the evasion cells
         return PoisonedSet(splits.train, torch.zeros(len(splits.train), dtype=torch.bool)), "clean", True
-    key = cache_key("poison", attack.identity(), fingerprint, ctx.seed)
+    key = cache_key("poison", attack.identity(), fingerprint, ctx.seed, component(type(attack)), core())
 
     def craft():
         seed_everything(ctx.seed)
@@ -140,7 +142,7 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
     """Fit (or restore) the defense; every defense with ``restore`` is cached (torch and scikit-learn)."""
     train = poison.data if poison is not None else splits.train  # poison_key "clean": clean data
     key = cache_key("model", defense.identity(), victim.identity(), poison_key, fingerprint, ctx.seed,
-                    sorted(ctx.recipe_overrides.items()))
+                    sorted(ctx.recipe_overrides.items()), component(type(defense)), component(type(victim)), core())
     memo = _fitted_memo.pop(key, None)
     if memo is not None:
         _fitted_memo[key] = memo  # most recently used last

@@ -63,19 +63,23 @@ def _run_options(func):
 @click.option("--leaderboard-to", type=click.Path(file_okay=False),
               help="Where to write the leaderboard [default: leaderboards/<matrix>].")
 @click.option("--dry-run", is_flag=True, help="Only list the cells that would run.")
+@click.option("--metric", help="Rank every table by this declared metric [default: the block's `metric`, its "
+                               "attacks' headline, else test_acc (poison) / robust_acc (evasion)].")
 def run(matrix_name, out, seeds, device, data_root, download, executor, workers, threads, ray_address,
-        gpus_per_cell, retry_failed, leaderboard_to, dry_run):
+        gpus_per_cell, retry_failed, leaderboard_to, dry_run, metric):
     """Run a matrix of attack x defense x victim x dataset cells, then render its leaderboard.
 
     Finished cells are skipped, so a killed run resumes where it stopped.
     """
     from .cell import Settings
     from .matrix import describe, load_matrix
+    from .metrics import TableMetrics
     from .runner import run_matrix
     from .store import ResultsStore
 
     registry = get_registry()
     matrix = load_matrix(matrix_name, registry, seeds)
+    TableMetrics.from_registry(registry, forced=metric, blocks=matrix.blocks)  # a bad metric fails before the run
     if dry_run:
         cells = matrix.expand(registry)
         done = ResultsStore(out).finished_ids() if Path(out, "results.sqlite").exists() else set()
@@ -90,7 +94,7 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
                          ray_address=ray_address, gpus_per_cell=gpus_per_cell, threads=threads)
     click.echo(summary.line())
     dest = Path(leaderboard_to or Path("leaderboards") / matrix.name)
-    _render(out, dest, matrix.name, summary.cell_ids, matrix.block_cell_ids(registry))
+    _render(out, dest, matrix.name, matrix, metric)
     click.echo(f"leaderboard: {dest}/README.md")
     if summary.unfinished or summary.counts["failed"]:
         click.echo("some cells failed or did not finish: `benchlab show --out DIR --status failed --json` "
@@ -98,15 +102,31 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         sys.exit(1)
 
 
-def _render(out, dest: Path, title: str, cell_ids=None, blocks=None):
+def _render(out, dest: Path, title: str, matrix=None, metric: str | None = None, include_superseded: bool = False):
+    """Render the leaderboard of ``out`` (only ``matrix``'s cells, one table per block, when given)."""
     from .leaderboard import render
     from .manifest import git_commit
-    from .store import ResultsStore
+    from .matrix import installed_cell_id
+    from .metrics import TableMetrics
+    from .store import ResultsStore, rows_frame
 
-    frame = ResultsStore(out).frame()
-    if cell_ids is not None and not frame.empty:
-        frame = frame[frame["cell_id"].isin(cell_ids)]
-    render(frame, dest, title=title, blocks=blocks,
+    registry = get_registry()
+    rows = ResultsStore(out).rows()
+    frame = rows_frame(rows)
+    blocks = None
+    if matrix is not None:
+        installed = {cell.cell_id for cell in matrix.expand(registry)}
+        blocks = matrix.block_cells(registry)
+        if not frame.empty:
+            frame = frame[frame["cell"].isin(set().union(*blocks.values()))]
+    else:  # which rows the installed code would have written: those of a cell are its current rows
+        installed = {installed_cell_id(registry, r["dataset"], r["attack"], r["defense"], r["victim"], r["seed"],
+                                       r["params"].get("recipe") or {}) for r in rows}
+    attacks = frame["attack"].unique() if not frame.empty else ()
+    metrics = TableMetrics.from_registry(registry, forced=metric, blocks=matrix.blocks if matrix else (),
+                                         attacks=attacks)
+    render(frame, dest, title=title, blocks=blocks, metrics=metrics, installed=installed,
+           include_superseded=include_superseded,
            manifest={"git_commit": git_commit(), "results": str(Path(out).resolve())})
 
 
@@ -180,21 +200,25 @@ def list_(kind, pattern, as_json):
               help="Run directory holding results.sqlite.")
 @click.option("--to", "dest", type=click.Path(file_okay=False), help="Destination [default: leaderboards/<name>].")
 @click.option("--matrix", "matrix_name", help="Only the cells of this matrix (preset or TOML).")
-def leaderboard(out, dest, matrix_name):
+@click.option("--metric", help="Rank every table by this declared metric [default: the block's `metric`, its "
+                               "attacks' headline, else test_acc (poison) / robust_acc (evasion)].")
+@click.option("--include-superseded", is_flag=True,
+              help="Also render the rows superseded by rows of newer code (they are always listed in the index).")
+def leaderboard(out, dest, matrix_name, metric, include_superseded):
     """Render leaderboards (CSV, Markdown, plots) from a run directory.
 
     With --matrix, only that matrix's cells, one table per block of it; else one table per dataset
-    and threat model over every recorded cell.
+    and threat model over every recorded cell. Tables use, per cell, the rows of the installed code
+    (else of the newest code that computed it) only.
     """
-    cell_ids, title, blocks = None, Path(out).name, None
+    matrix, title = None, Path(out).name
     if matrix_name:
         from .matrix import load_matrix
 
         matrix = load_matrix(matrix_name, get_registry())
-        cell_ids, title = {c.cell_id for c in matrix.expand(get_registry())}, matrix.name
-        blocks = matrix.block_cell_ids(get_registry())
+        title = matrix.name
     dest = Path(dest or Path("leaderboards") / title)
-    _render(out, dest, title, cell_ids, blocks)
+    _render(out, dest, title, matrix, metric, include_superseded)
     click.echo(f"leaderboard: {dest}/README.md")
 
 
@@ -211,10 +235,11 @@ def show(out, status, as_json):
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     table = [[r["dataset"], r["attack"], r["defense"], r["victim"], r["seed"], r["status"],
-              _headline(r), f"{r['duration_s']:.1f}s", (r["reason"] or "").splitlines()[0][:60] if r["reason"] else ""]
+              _headline(r), f"{r['duration_s']:.1f}s", r.get("code_version") or "unknown",
+              (r["reason"] or "").splitlines()[0][:60] if r["reason"] else ""]
              for r in rows]
     click.echo(tabulate(table, headers=["dataset", "attack", "defense", "victim", "seed", "status", "acc",
-                                        "time", "reason"]))
+                                        "time", "version", "reason"]))
 
 
 def _headline(row: dict) -> str:

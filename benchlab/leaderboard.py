@@ -1,13 +1,17 @@
 """Leaderboards: results rows -> per dataset and threat model tables (CSV, Markdown) and plots.
 
-Rows are defense × victim, columns are attacks, cells are mean ± std over seeds of the headline
-metric (clean test accuracy for poisoning, robust accuracy for evasion). Rows are ranked by their
-worst case over attacks, as RobustBench ranks by AutoAttack, but a row evaluated under fewer attacks
+Rows are defense × victim, columns are attacks, cells are mean ± std over seeds of the table's
+metric (:class:`benchlab.metrics.TableMetrics`: ``--metric``, the block's ``metric``, its attacks'
+declared headline, else clean test accuracy for poisoning and robust accuracy for evasion; beside
+any other metric, clean accuracy). Rows are ranked by their worst case over attacks in the metric's
+declared direction, as RobustBench ranks by AutoAttack, but a row evaluated under fewer attacks
 (the others n/a for it, e.g. gradient attacks on a random forest) ranks below every row evaluated
 under more: escaping an attack by being incompatible with it is not surviving it. Given the matrix,
 there is one table per block (a designed experiment with one attack set), else one per dataset and
-threat model. ``results.csv`` keeps every metric of every cell (results as data); ``manifest.json``
-says what produced them.
+threat model (and recipe, when several were run). Tables use the current rows of each logical cell
+only (:mod:`benchlab.lineage`): superseded rows are listed in the index and rendered on request.
+``results.csv`` keeps every metric of every cell (results as data) with its code ``version`` and a
+``superseded`` flag; ``manifest.json`` says what produced them.
 """
 
 from __future__ import annotations
@@ -19,22 +23,33 @@ from pathlib import Path
 
 import pandas as pd
 
+from .cache import cache_key
+from .lineage import UNKNOWN, layers, split_current, superseded_table, with_lineage
+from .metrics import DEFAULT as HEADLINE
+from .metrics import TableMetrics
 from .params import parse_spec
 
-HEADLINE = {"poison": "test_acc", "evasion": "robust_acc"}
 WORST = "worst case"
 COVERAGE = "attacks"
+VERSION = "version"
+CLEAN = "clean acc"
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean ± std over seeds of ``metric``; index (defense, victim), one column per attack."""
+def table(frame: pd.DataFrame, metric: str, higher_is_better: bool = True) -> pd.DataFrame:
+    """Mean ± std over seeds of ``metric``; index (defense, victim), one column per attack; ranked by
+    the worst case over attacks (the lowest, or the highest when lower is better)."""
     ok = frame[frame["status"] == "ok"]
-    if ok.empty or metric not in ok:
+    if ok.empty or metric not in ok or ok[metric].isna().all():
         return pd.DataFrame()
+    if VERSION in ok:  # seeds of one code identity only (benchlab.lineage selects them)
+        mixed = ok.groupby(["defense", "victim", "attack"])[VERSION].nunique()
+        if (mixed > 1).any():
+            raise ValueError(f"rows of different code versions for {list(mixed[mixed > 1].index)[:3]}: "
+                             f"select the current rows first (benchlab.lineage.split_current)")
     grouped = ok.groupby(["defense", "victim", "attack"])[metric].agg(["mean", "std", "count"])
     mean = grouped["mean"].unstack("attack")
     std = grouped["std"].unstack("attack").fillna(0.0)
@@ -43,16 +58,17 @@ def table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     order = list(dict.fromkeys(a for a in frame["attack"] if a in mean.columns))
     mean, std = mean[order], std[order]
     result = mean.copy()
-    result[WORST] = mean.min(axis=1)
+    result[WORST] = mean.min(axis=1) if higher_is_better else mean.max(axis=1)
     result[COVERAGE] = mean.notna().sum(axis=1)
-    result = result.sort_values([COVERAGE, WORST], ascending=False)
+    result = result.sort_values([COVERAGE, WORST], ascending=[False, not higher_is_better])
     result.attrs["std"] = std.reindex(result.index)
     na = frame[frame["status"] == "n/a"]
     result.attrs["na"] = set(zip(na["defense"], na["victim"], na["attack"]))
     return result
 
 
-def _formatted(result: pd.DataFrame) -> pd.DataFrame:
+def _formatted(result: pd.DataFrame, raw: set[str] = frozenset()) -> pd.DataFrame:
+    """Percentages with ± std, ``n/a`` for incompatible cells; ``raw`` columns are not fractions."""
     std = result.attrs.get("std", pd.DataFrame())
     na = result.attrs.get("na", set())
     out = pd.DataFrame(index=result.index)
@@ -61,56 +77,89 @@ def _formatted(result: pd.DataFrame) -> pd.DataFrame:
         if column == COVERAGE:
             out[column] = result[column].astype(int)
             continue
+        if column == VERSION:
+            out[column] = result[column]
+            continue
+        scale, digits = (1, 3) if column in raw else (100, 1)
         for key, mean in result[column].items():
             spread = std[column].get(key) if column in std else None
             if pd.isna(mean):  # incompatible (n/a) vs. not part of the matrix (blank)
                 values.append("n/a" if (*key, column) in na else "")
             elif spread:
-                values.append(f"{100 * mean:.1f} ± {100 * spread:.1f}")
+                values.append(f"{scale * mean:.{digits}g} ± {scale * spread:.{digits}g}" if scale == 1
+                              else f"{scale * mean:.{digits}f} ± {scale * spread:.{digits}f}")
             else:
-                values.append(f"{100 * mean:.1f}")
+                values.append(f"{scale * mean:.{digits}g}" if scale == 1 else f"{scale * mean:.{digits}f}")
         out[column] = values
     out.insert(0, "rank", range(1, len(out) + 1))
     return out
 
 
 def _sections(frame: pd.DataFrame, blocks: dict[str, set[str]] | None):
-    """(heading prefix, file prefix, rows) per block when the blocks' cell ids are known, else one."""
+    """(heading prefix, file prefix, rows, block name) per block when the blocks' cells are known, else
+    one. A block's cells are cell ids or logical cells (``benchlab.lineage.logical_key``): rows of
+    other code than the block's current cells still find their block by the latter."""
     if frame.empty:
         return
     if not blocks or len(blocks) == 1:  # one block: its name would only lengthen the file names
-        yield "", "", frame
+        yield "", "", frame, next(iter(blocks)) if blocks else None
         return
-    for name, cell_ids in blocks.items():
-        part = frame[frame["cell_id"].isin(cell_ids)]
+    for name, cells in blocks.items():
+        part = frame[frame["cell_id"].isin(cells) | frame["cell"].isin(cells)]
         if not part.empty:
-            yield f"{name}: ", f"{_slug(name)}-", part
+            yield f"{name}: ", f"{_slug(name)}-", part, name
 
 
 def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", manifest: dict | None = None,
-           plots: bool = True, blocks: dict[str, set[str]] | None = None) -> list[Path]:
+           plots: bool = True, blocks: dict[str, set[str]] | None = None, metrics: TableMetrics | None = None,
+           installed: set[str] | None = None, include_superseded: bool = False) -> list[Path]:
     """Write tables, plots, ``results.csv`` and ``manifest.json`` into ``dest``; return the paths.
 
-    ``blocks`` maps block names to their cell ids (``Matrix.block_cell_ids``): one table per block,
-    dataset and threat model. A cell shared by two blocks appears in both.
+    ``blocks`` maps block names to their cells (``Matrix.block_cells``): one table per block,
+    dataset and threat model. A cell shared by two blocks appears in both. ``metrics`` chooses each
+    table's metric; ``installed`` are the cell ids of the installed code (``benchlab.lineage``);
+    ``include_superseded`` also renders the superseded rows, one generation at a time.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    metrics = metrics or TableMetrics()
+    frame = with_lineage(frame)
+    current, superseded = split_current(frame, installed)
     written: list[Path] = []
     index_lines = [f"# {title}", ""]
     if frame.empty:
         index_lines.append("No results yet.")
-    for heading, prefix, section in _sections(frame, blocks):
-        written += _render_section(section, dest, heading, prefix, index_lines, plots)
+    for heading, prefix, section, block in _sections(current, blocks):
+        written += _render_section(section, dest, heading, prefix, index_lines, plots, metrics, block)
+    if not superseded.empty:
+        index_lines += _superseded_lines(superseded, current, include_superseded)
+    if include_superseded:
+        for number, generation in enumerate(layers(superseded), 1):
+            for heading, prefix, section, block in _sections(generation, blocks):
+                written += _render_section(section, dest, f"superseded {number}: {heading}",
+                                           f"superseded-{number}-{prefix}", index_lines, plots, metrics, block)
     results_csv = dest / "results.csv"
+    if not frame.empty:
+        frame = frame.assign(superseded=frame.index.isin(superseded.index))
     frame.drop(columns=["reason"], errors="ignore").to_csv(results_csv, index=False)
     (dest / "README.md").write_text("\n".join(index_lines) + "\n")
     written += [results_csv, dest / "README.md"]
     _remove_stale(dest, {p.name for p in written})
     info = {"title": title, "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "cells": int(len(frame)), "files": sorted(p.name for p in written), **(manifest or {})}
+            "cells": int(len(current)), "superseded": int(len(superseded)),
+            "files": sorted(p.name for p in written), **(manifest or {})}
     (dest / "manifest.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
     return [*written, dest / "manifest.json"]
+
+
+def _superseded_lines(superseded: pd.DataFrame, current: pd.DataFrame, rendered: bool) -> list[str]:
+    where = ("rendered below as `superseded-*` tables" if rendered
+             else "`benchlab leaderboard --include-superseded` renders them")
+    listing = superseded_table(superseded, current)
+    return ["## Superseded rows", "",
+            f"{len(superseded)} rows of other code than the current rows of the same cells: kept in the "
+            f"database, left out of the tables above ({where}).", "",
+            listing.to_markdown(index=False), ""]
 
 
 def _remove_stale(dest: Path, current: set[str]) -> None:
@@ -127,26 +176,76 @@ def _remove_stale(dest: Path, current: set[str]) -> None:
 
 
 def _render_section(frame: pd.DataFrame, dest: Path, heading: str, prefix: str, index_lines: list[str],
-                    plots: bool) -> list[Path]:
+                    plots: bool, metrics: TableMetrics, block: str | None) -> list[Path]:
     written: list[Path] = []
-    for (dataset, threat), part in frame.groupby(["dataset", "threat"]):
-        metric = HEADLINE.get(threat, "test_acc")
-        result = table(part, metric)
-        stem = dest / f"{prefix}{_slug(dataset)}-{threat}"
-        index_lines += [f"## {heading}{dataset} — {threat} ({metric}, %, mean ± std over seeds)", ""]
-        statuses = part["status"].value_counts().to_dict()
-        if result.empty:
-            index_lines += [f"No finished cells ({statuses}).", "", *_not_run_lines(part)]
-            continue
-        shown = _formatted(result)
-        shown.reset_index().to_csv(stem.with_suffix(".csv"), index=False)
-        markdown = shown.reset_index().to_markdown(index=False)
-        stem.with_suffix(".md").write_text(f"# {heading}{dataset} — {threat}: {metric} (%)\n\n{markdown}\n")
-        written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
-        index_lines += [markdown, "", _status_line(statuses), "", *_not_run_lines(part)]
-        if plots:
-            written += _plots(part, result, metric, stem)
+    for (dataset, threat), by_threat in frame.groupby(["dataset", "threat"]):
+        recipes = list(dict.fromkeys(by_threat["recipe"]))
+        for recipe in recipes:  # different recipes are different experiments: never one table
+            part = by_threat[by_threat["recipe"] == recipe]
+            suffix, stem_suffix = ("", "") if len(recipes) == 1 else (
+                f" [recipe {recipe or 'default'}]", f"-{_slug(recipe) or 'default'}")
+            stem = dest / f"{prefix}{_slug(dataset)}-{threat}{stem_suffix}"
+            title = f"{heading}{dataset} — {threat}{suffix}"
+            written += _render_table(part, stem, title, threat, index_lines, plots, metrics, block)
     return written
+
+
+def _render_table(part: pd.DataFrame, stem: Path, title: str, threat: str, index_lines: list[str], plots: bool,
+                  metrics: TableMetrics, block: str | None) -> list[Path]:
+    metric = metrics.choose(threat, list(dict.fromkeys(part["attack"])), block)
+    declared = metrics.get(metric)
+    result = table(part, metric, declared.higher_is_better)
+    direction = "higher is better" if declared.higher_is_better else "lower is better"
+    unit = ", %" if declared.fraction else ""
+    index_lines += [f"## {title} ({metric}{unit}, {direction}, mean ± std over seeds)", ""]
+    statuses = part["status"].value_counts().to_dict()
+    if result.empty:
+        index_lines += [f"No finished cell reports {metric} ({statuses}).", "", *_not_run_lines(part)]
+        return []
+    shown = _with_clean_accuracy(part, result, metric, threat).copy()
+    shown[VERSION] = _row_versions(part).reindex(shown.index).fillna(UNKNOWN)
+    raw = set() if declared.fraction else {*result.columns} - {COVERAGE}
+    shown = _formatted(shown, raw).reset_index()
+    shown.to_csv(stem.with_suffix(".csv"), index=False)
+    markdown = shown.to_markdown(index=False)
+    stem.with_suffix(".md").write_text(f"# {title}: {metric}{unit.replace(',', '')} ({direction})\n\n{markdown}\n")
+    written = [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+    index_lines += [markdown, "", _status_line(statuses), "", *_not_run_lines(part)]
+    if plots:
+        written += _plots(part, result, metric, stem, declared)
+    return written
+
+
+def _with_clean_accuracy(part: pd.DataFrame, result: pd.DataFrame, metric: str, threat: str) -> pd.DataFrame:
+    """Clean accuracy beside a metric that is not one: per attack for poisons (each trains its own
+    model), one column for evasion (every attack of a row meets the same model)."""
+    if metric in ("test_acc", HEADLINE.get(threat)):
+        return result
+    clean = table(part, "test_acc")
+    if clean.empty:
+        return result
+    clean, clean_std = clean.reindex(result.index), clean.attrs["std"].reindex(result.index)
+    out, std = result.copy(), result.attrs["std"].copy()
+    attacks = [c for c in result.columns if c not in (WORST, COVERAGE)]
+    if threat == "poison":
+        for attack in reversed(attacks):
+            column = f"{attack} ({CLEAN})"
+            out.insert(out.columns.get_loc(attack) + 1, column, clean[attack] if attack in clean else float("nan"))
+            std[column] = clean_std[attack] if attack in clean_std else 0.0
+    else:
+        out.insert(0, CLEAN, clean[[a for a in attacks if a in clean]].mean(axis=1))
+        std[CLEAN] = clean_std[[a for a in attacks if a in clean_std]].mean(axis=1)
+    out.attrs = {**result.attrs, "std": std}
+    return out
+
+
+def _row_versions(part: pd.DataFrame) -> pd.Series:
+    """Per (defense, victim): the code version of its cells, or a digest of them when its attacks differ."""
+    def combined(versions: pd.Series) -> str:
+        distinct = sorted(set(versions))
+        return distinct[0] if len(distinct) == 1 else cache_key("versions", distinct)[:12]
+
+    return part[part["status"] == "ok"].groupby(["defense", "victim"])[VERSION].agg(combined)
 
 
 def _status_line(statuses: dict) -> str:
@@ -165,7 +264,7 @@ def _not_run_lines(part: pd.DataFrame) -> list[str]:
     return [*(f"- {count} {status}: {why}" for (status, why), count in counts.items()), ""]
 
 
-def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path) -> list[Path]:
+def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path, declared) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never needs a display
@@ -174,7 +273,10 @@ def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path) ->
     written = []
     values = result.drop(columns=[WORST, COVERAGE])
     fig, ax = plt.subplots(figsize=(3 + 0.9 * values.shape[1], 2.5 + 0.4 * values.shape[0]))
-    image = ax.imshow(values.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    # The same colour means "good for the defender" whatever the metric's direction.
+    scale = {"vmin": 0, "vmax": 1} if declared.fraction else {}
+    image = ax.imshow(values.to_numpy(dtype=float), cmap="viridis" if declared.higher_is_better else "viridis_r",
+                      aspect="auto", **scale)
     ax.set_xticks(range(values.shape[1]), values.columns, rotation=45, ha="right")
     ax.set_yticks(range(values.shape[0]), [f"{d} / {v}" for d, v in values.index])
     fig.colorbar(image, ax=ax, label=metric)

@@ -17,13 +17,15 @@ from importlib import resources
 from pathlib import Path
 
 from .cache import cache_key
+from .code_identity import canonical_spec, cell_code, code_version
 from .interfaces import Plugin
+from .lineage import logical_key
 from .params import SpecError, closest, parse_spec
-from .plugins import Registry
+from .plugins import PluginError, Registry
 
 PRESETS = ("smoke", "quick", "paper", "full")
 AXES = ("datasets", "attacks", "defenses", "victims")
-BLOCK_KEYS = {*AXES, *(f"exclude_{a}" for a in AXES), "name", "seeds", "recipe", "budgets", "description"}
+BLOCK_KEYS = {*AXES, *(f"exclude_{a}" for a in AXES), "name", "seeds", "recipe", "budgets", "description", "metric"}
 _BRACES = re.compile(r"\{([^{}]*)\}")
 
 
@@ -41,10 +43,23 @@ class Cell:
     recipe: tuple = ()  # sorted (field, value) overrides of the victim's training recipe
     identity: str = field(default="", compare=False)
     reason: str | None = field(default=None, compare=False)  # set when the cell is n/a
+    # What the row records: the code that computes the cell (benchlab.code_identity) and every
+    # component's full canonical spec, defaults included (the fields above are the short display specs).
+    code: dict = field(default_factory=dict, compare=False)
+    specs: dict = field(default_factory=dict, compare=False)
 
     @property
     def cell_id(self) -> str:
         return self.identity
+
+    @property
+    def logical_key(self) -> str:
+        return logical_key(self.dataset, self.threat, self.attack, self.defense, self.victim, self.seed,
+                           dict(self.recipe))
+
+    @property
+    def code_version(self) -> str | None:
+        return code_version(self.code) if self.code else None
 
     def label(self) -> str:
         return f"{self.dataset} | {self.attack} | {self.defense} | {self.victim} | seed {self.seed}"
@@ -56,9 +71,10 @@ class Matrix:
     blocks: list[dict]
     description: str = ""
 
-    def block_cell_ids(self, registry: Registry) -> dict[str, set[str]]:
-        """Each block's cell ids, before deduplication: the leaderboard renders one table per block."""
-        return {block["name"]: {cell.cell_id for cell in _expand_block(block, registry)} for block in self.blocks}
+    def block_cells(self, registry: Registry) -> dict[str, set[str]]:
+        """Each block's logical cells (``benchlab.lineage.logical_key``), before deduplication: the
+        leaderboard renders one table per block, from the rows of any code that computed its cells."""
+        return {block["name"]: {cell.logical_key for cell in _expand_block(block, registry)} for block in self.blocks}
 
     def expand(self, registry: Registry) -> list[Cell]:
         """All cells of all blocks, deduplicated, in an order that maximises artifact reuse."""
@@ -169,11 +185,27 @@ def _expand_block(block: dict, registry: Registry):
                 for victim in victims:
                     reasons = (p.incompatibility(info, victim) for p in (victim, defense, attack))
                     reason = next(filter(None, reasons), None)
+                    code = cell_code(registry, dataset, attack, defense, victim)
+                    specs = {role: canonical_spec(plugin) for role, plugin in
+                             (("dataset", dataset), ("attack", attack), ("defense", defense), ("victim", victim))}
                     for seed in block["seeds"]:
                         identity = cache_key(dataset.identity(), attack.identity(), defense.identity(),
-                                             victim.identity(), seed, recipe)
+                                             victim.identity(), seed, recipe, code)
                         yield Cell(block["name"], dataset.spec, attack.spec, defense.spec, victim.spec, seed,
-                                   attack.threat, recipe, identity, reason)
+                                   attack.threat, recipe, identity, reason, code, specs)
+
+
+def installed_cell_id(registry: Registry, dataset: str, attack: str, defense: str, victim: str, seed: int,
+                      recipe: dict) -> str | None:
+    """The id a recorded cell (its display specs) has under the installed code; None when a spec no
+    longer resolves (a plugin removed or renamed). Recorded specs already carry the filled budgets."""
+    block = {"name": "", "datasets": [dataset], "attacks": [attack], "defenses": [defense], "victims": [victim],
+             "seeds": [seed], "recipe": dict(recipe), "budgets": {}}
+    try:
+        (cell,) = _expand_block(block, registry)
+    except (SpecError, PluginError, ValueError):
+        return None
+    return cell.cell_id
 
 
 def with_budget(registry: Registry, spec: str, budgets: dict, kind: str = "attacks") -> Plugin:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from . import hookspecs
+from .code_identity import component
 from .interfaces import NAME_PATTERN, DatasetSource, Defense, EvasionAttack, Plugin, PoisonAttack, Victim
 from .params import Spec, SpecError, closest, parse_spec, resolve_params
 
@@ -172,7 +173,8 @@ def describe_plugins(pm: pluggy.PluginManager, registry: Registry) -> list[dict]
 def describe_class(kind: str, cls: type[Plugin], plugin: str) -> dict:
     """A JSON-able description of one registered class (for ``benchlab list --json``)."""
     record = {"name": cls.name, "kind": kind[:-1], "plugin": plugin, "version": cls.version,
-              "summary": cls.summary(), "params": [p.describe() for p in cls.params]}
+              "summary": cls.summary(), "params": [p.describe() for p in cls.params],
+              "metrics": [m.describe() for m in cls.declared_metrics], "code": component(cls)}
     if kind == "attacks":
         record["threat"] = cls.threat
     if kind == "victims":

@@ -1,7 +1,9 @@
 """The results database: SQLite, one row per cell, written only by the runner, one transaction per cell.
 
 Rows are results-as-data (as in RobustBench): metrics are a JSON object, the manifest records the
-versions, device and git commit that produced them. A killed run loses nothing committed; WAL
+versions, device and git commit that produced them, ``code_version`` and ``params.code`` the code
+identity of the cell (:mod:`benchlab.code_identity`; NULL in databases written before code identities
+were recorded: those rows are of unknown code). A killed run loses nothing committed; WAL
 mode keeps readers (``benchlab show``) from blocking the writer.
 """
 
@@ -14,6 +16,8 @@ from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
+
+from .lineage import lineage_columns
 
 STATUSES = ("ok", "failed", "n/a")
 DB_NAME = "results.sqlite"
@@ -36,7 +40,8 @@ CREATE TABLE IF NOT EXISTS cells (
     manifest    TEXT NOT NULL,
     started_at  REAL NOT NULL,
     finished_at REAL NOT NULL,
-    duration_s  REAL NOT NULL
+    duration_s  REAL NOT NULL,
+    code_version TEXT
 );
 CREATE INDEX IF NOT EXISTS cells_by_matrix ON cells (matrix, dataset, threat);
 """
@@ -51,6 +56,7 @@ class ResultsStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.executescript(SCHEMA)
+            _migrate(db)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60)
@@ -92,14 +98,26 @@ class ResultsStore:
 
     def frame(self, matrix: str | None = None) -> pd.DataFrame:
         """One row per cell; metric values as columns beside the cell's identity and status."""
-        rows = self.rows(matrix)
-        records = []
-        for row in rows:
-            record = {k: row[k] for k in ("cell_id", "matrix", "block", "dataset", "threat", "attack",
-                                          "defense", "victim", "seed", "status", "reason", "duration_s")}
-            record.update(row["metrics"])
-            records.append(record)
-        return pd.DataFrame.from_records(records)
+        return rows_frame(self.rows(matrix))
+
+
+def rows_frame(rows: list[dict]) -> pd.DataFrame:
+    """Stored rows as a frame: identity, status, lineage (version, recipe, logical cell), metrics."""
+    records = []
+    for row in rows:
+        record = {k: row[k] for k in ("cell_id", "matrix", "block", "dataset", "threat", "attack",
+                                      "defense", "victim", "seed", "status", "reason", "duration_s")}
+        record.update(lineage_columns(row))
+        record.update(row["metrics"])
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns later versions introduced to a database written by an earlier one."""
+    columns = {info[1] for info in db.execute("PRAGMA table_info(cells)")}
+    if "code_version" not in columns:
+        db.execute("ALTER TABLE cells ADD COLUMN code_version TEXT")  # NULL: rows of unknown code
 
 
 def _jsonable(value):
