@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from benchlab import Metric
 from benchlab.classifier import TorchClassifier
 from benchlab.context import Context
 from benchlab.data import TensorData
@@ -39,6 +40,16 @@ class AdversaryCriticDefense(Defense):
     """
 
     name = "adversary-critic"
+    declared_metrics = (
+        Metric("ac_train_flip_rate", False, "last epoch: share of training inputs whose prediction the "
+                                            "training attack A_f changed"),
+        Metric("ac_train_adv_l2", True, "last epoch: mean l2 norm of A_f's perturbation over those",
+               fraction=False),
+        Metric("ac_train_cycle", False, "last epoch: mean cycle-consistency error ||A_f(A_f(x, t), s) - x||^2",
+               fraction=False),
+        Metric("ac_critic_acc_real", True, "last epoch: the critic's accuracy on natural inputs"),
+        Metric("ac_critic_acc_adv", True, "last epoch: the critic's accuracy on A_f's adversarial inputs"),
+    )
     version = "2"  # 2: the training mapping no longer projects onto [0, 1] (as the authors' code)
     params = (
         Param("lam", float, 0.5, "lambda: weight of the critic term of eq. 5 (paper: 0.5 MLP, 0.1 LeNet-5)",

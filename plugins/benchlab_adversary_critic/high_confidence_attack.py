@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import torch
 
+from benchlab import Metric
 from benchlab.classifier import Classifier
 from benchlab.context import Context
 from benchlab.interfaces import EvasionAttack, EvasionResult
@@ -29,6 +30,11 @@ class HighConfidenceAttack(EvasionAttack):
     """
 
     name = "high-confidence"
+    declared_metrics = (
+        Metric("hc_success_rate", False, "share of test inputs whose target reached confidence C and is the "
+                                         "prediction"),
+        Metric("hc_confidence", False, "mean target probability at the returned inputs"),
+    )
     params = (
         Param("confidence", float, None, "target confidence C (None: the prediction confidence on x)",
               low=1e-6, high=1 - 1e-6),

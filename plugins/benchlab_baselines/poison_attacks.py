@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from benchlab import Metric
 from benchlab.context import Context
 from benchlab.data import DataSplits, TensorData
 from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
@@ -73,6 +74,12 @@ class RandomPixels(PoisonAttack):
     """
 
     name = "random-pixels"
+    declared_metrics = (
+        Metric("pattern_acc", False, "accuracy on test images stamped with their own class's pattern "
+                                     "(above test_acc: the model learned the shortcut)"),
+        Metric("pattern_hijack", False, "share of test images stamped with class (y+1) mod K's pattern "
+                                        "that are predicted as that class"),
+    )
     params = (
         Param("pixels", int, None, "pixels per class pattern (None: the dataset's l0 budget)", low=1),
         fraction_param(1.0),

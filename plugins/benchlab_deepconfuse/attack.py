@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from benchlab import Metric
 from benchlab import poison_mask as choose
 from benchlab.cache import cache_key
 from benchlab.classifier import TorchClassifier
@@ -50,6 +51,15 @@ class DeepConfuse(PoisonAttack):
     """
 
     name = "deepconfuse"
+    declared_metrics = (
+        Metric("noise_train_acc", False, "Table 2: the victim's accuracy on the training images' noise alone, "
+                                         "f(g(x)), against their true labels"),
+        Metric("noise_test_acc", False, "Table 2: the same on the test images' noise"),
+        Metric("noise_class_share", False, "share of the training noise's variance explained by the class "
+                                           "(1: a pure class-wise pattern)"),
+        Metric("generator_objective", False, "the generator's pseudo-update objective over the last trial (it "
+                                             "rises when untargeted, falls when target=shift)", fraction=False),
+    )
     params = (
         eps_param(),
         Param("trials", int, 15, "T: trials, each retraining the surrogate from scratch", low=1),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from benchlab import stamp
+from benchlab import Metric, stamp
 from benchlab.classifier import Classifier
 from benchlab.context import Context
 from benchlab.data import DataSplits, TensorData
@@ -57,6 +57,16 @@ def sensitivity_metrics(poison: PoisonedSet, fitted: Fitted, splits: DataSplits)
 
 class PatternPoison(PoisonAttack):
     """Base of the class-pattern poisons: reports eqs. 12-13 (and search diagnostics if present)."""
+
+    declared_metrics = (
+        Metric("alpha_s", True, "semantic sensitivity (eq. 12): clean test accuracy normalised to "
+                                "(acc - 1/K) / (1 - 1/K)"),
+        Metric("alpha_n", False, "nuisance sensitivity (eq. 13): how often stamping class k's pattern on any "
+                                 "test image makes the model predict k, normalised as alpha_s"),
+        Metric("search_cost_gen0", True, "evoshift: lowest search cost in generation 0 (lower: a stronger "
+                                         "pattern on the search's own hold-out)", fraction=False),
+        Metric("search_cost_best", True, "evoshift: lowest search cost over all generations", fraction=False),
+    )
 
     def metrics(self, poison: PoisonedSet, fitted: Fitted, splits: DataSplits, ctx: Context) -> dict:
         out = sensitivity_metrics(poison, fitted, splits)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from benchlab import Metric
 from benchlab.classifier import Classifier
 from benchlab.context import Context
 from benchlab.interfaces import EvasionAttack, EvasionResult, perturbation_norms
@@ -96,6 +97,10 @@ class MinimalDirectionalAttack(EvasionAttack):
     """Base: the smallest flip along ``direction`` (reports ``perturbation_norm`` and ``rho_adv``)."""
 
     minimal_norm = True
+    declared_metrics = (
+        Metric("median_flip_norm", True, "median norm of the perturbations that flip an input the crafting "
+                                         "model classified correctly", fraction=False),
+    )
     params = (
         norm_param(NORMS, "l2"),
         Param("max_eps", float, None, f"largest scale searched (None: {SEARCH_MULTIPLE:g} x the dataset "
