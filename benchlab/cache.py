@@ -1,6 +1,6 @@
 """Content-addressed artifact cache for poisons and trained victims.
 
-Keys hash everything that determines an artifact (plugin names, versions, parameters, dataset
+Keys hash everything that determines an artifact (plugin names, versions, parameters, code identity, dataset
 fingerprint, seed, recipe). Tensors are stored with safetensors (no pickle, nothing executable);
 a JSON sidecar records the file's SHA-256, which is verified before every reuse: a corrupted or
 truncated file is reported, deleted and rebuilt. Writes go to a temporary file and are renamed

@@ -108,6 +108,7 @@ def clear() -> None:
     core.cache_clear()
     _distribution.cache_clear()
     _distributions.cache_clear()
+    _parsed_imports.cache_clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -160,12 +161,21 @@ def _closure(roots: tuple[str, ...], top: str, skip: frozenset) -> dict[str, Pat
     return found
 
 
-def _imports(name: str, path: Path) -> set[str]:
+def _imports(name: str, path: Path) -> frozenset[str]:
     """The module names an ``import`` or ``from ... import`` anywhere in the module may load."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return frozenset()
+    return _parsed_imports(name, path, stat.st_mtime_ns, stat.st_size)  # an edited file is parsed again
+
+
+@functools.cache
+def _parsed_imports(name: str, path: Path, mtime_ns: int, size: int) -> frozenset[str]:
     try:
         tree = ast.parse(path.read_bytes())
     except (OSError, SyntaxError, ValueError):
-        return set()
+        return frozenset()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(tree):
@@ -182,7 +192,7 @@ def _imports(name: str, path: Path) -> set[str]:
             out.update(named)
             if len(named) < len(submodules):  # something defined in ``base`` itself is imported
                 out.add(base)
-    return out
+    return frozenset(out)
 
 
 def _source_hash(modules: dict[str, Path | None]) -> str:
