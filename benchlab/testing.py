@@ -28,6 +28,7 @@ from .interfaces import (
     Victim,
     perturbation_norms,
 )
+from .metrics import Metric
 from .params import Param
 from .plugins import get_registry
 from .train import Recipe
@@ -81,6 +82,11 @@ def check_class(cls) -> None:
         assert isinstance(param, Param), f"{cls.name}: params must be benchlab.Param instances"
         if param.default is not None and not param.required:
             assert param.parse(cls.name, param.default) == param.default, f"{cls.name}: bad default {param}"
+    metrics = [m.name for m in cls.declared_metrics]
+    assert all(isinstance(m, Metric) and m.help for m in cls.declared_metrics), \
+        f"{cls.name}: declared_metrics must be benchlab.Metric instances with a one-line help"
+    assert len(metrics) == len(set(metrics)), f"{cls.name}: duplicate declared metrics {metrics}"
+    assert sum(m.headline for m in cls.declared_metrics) <= 1, f"{cls.name}: more than one headline metric"
 
 
 def check_plugin(kind: str, spec: str | None = None, name: str | None = None) -> None:

@@ -22,6 +22,7 @@ from benchlab.metrics import TableMetrics
 from benchlab.plugins import Registry
 from benchlab.runner import run_matrix
 from benchlab.store import ResultsStore
+from benchlab.testing import check_class
 
 # A poison plugin whose strength lives in a helper module imported inside a function (the code
 # identity must follow it), and a module of the same package the attack never imports.
@@ -293,3 +294,13 @@ def test_code_identity_is_the_module_and_what_it_imports_from_its_own_package():
     core = code_identity._closure(code_identity.CORE_ROOTS, "benchlab", code_identity.INFRASTRUCTURE)
     assert {"benchlab.cell", "benchlab.train", "benchlab.interfaces"} <= set(core)
     assert not set(core) & code_identity.INFRASTRUCTURE
+
+
+def test_metric_declarations_are_checked_by_the_contract(registry):
+    for kind in ("attacks", "defenses", "victims", "datasets"):
+        for cls in registry.classes(kind):
+            check_class(cls)
+    twice = type("TwoHeadlines", (Backdoor,), {"__doc__": "Two headlines.", "declared_metrics": (
+        *Backdoor.declared_metrics, benchlab.Metric("other", True, "another", headline=True))})
+    with pytest.raises(AssertionError, match="more than one headline"):
+        check_class(twice)
