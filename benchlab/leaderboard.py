@@ -208,9 +208,11 @@ def _render_table(part: pd.DataFrame, stem: Path, title: str, threat: str, index
     shown = _formatted(shown, raw).reset_index()
     shown.to_csv(stem.with_suffix(".csv"), index=False)
     markdown = shown.to_markdown(index=False)
-    stem.with_suffix(".md").write_text(f"# {title}: {metric}{unit.replace(',', '')} ({direction})\n\n{markdown}\n")
+    code = _code_line(part)
+    stem.with_suffix(".md").write_text(f"# {title}: {metric}{unit.replace(',', '')} ({direction})\n\n{markdown}\n"
+                                       + (f"\n{code}\n" if code else ""))
     written = [stem.with_suffix(".csv"), stem.with_suffix(".md")]
-    index_lines += [markdown, "", _status_line(statuses), "", *_not_run_lines(part)]
+    index_lines += [markdown, "", _status_line(statuses), "", *([code, ""] if code else []), *_not_run_lines(part)]
     if plots:
         written += _plots(part, result, metric, stem, declared)
     return written
@@ -237,6 +239,20 @@ def _with_clean_accuracy(part: pd.DataFrame, result: pd.DataFrame, metric: str, 
         std[CLEAN] = clean_std[[a for a in attacks if a in clean_std]].mean(axis=1)
     out.attrs = {**result.attrs, "std": std}
     return out
+
+
+def _code_line(part: pd.DataFrame) -> str:
+    """The code behind a table: each component with its distribution, class version and source hash."""
+    roles = [(role, f"{role}_code") for role in ("dataset", "attack", "defense", "victim") if f"{role}_code" in part]
+    if not roles:
+        return ""
+    groups = []
+    for role, column in roles:
+        named = dict.fromkeys(f"`{parse_spec(spec).name}` ({code})" for spec, code in zip(part[role], part[column]))
+        groups.append(f"{role}s " + ", ".join(named))
+    if "core_code" in part:
+        groups.append("core " + ", ".join(dict.fromkeys(part["core_code"])))
+    return "Code: " + "; ".join(groups) + "."
 
 
 def _row_versions(part: pd.DataFrame) -> pd.Series:
