@@ -17,7 +17,7 @@ from benchlab.cell import Settings
 from benchlab.cli import _render, main
 from benchlab.leaderboard import COVERAGE, WORST, render, table
 from benchlab.lineage import split_current
-from benchlab.matrix import load_matrix
+from benchlab.matrix import installed_cell_id, load_matrix
 from benchlab.metrics import TableMetrics
 from benchlab.plugins import Registry
 from benchlab.runner import run_matrix
@@ -158,7 +158,10 @@ def test_editing_a_component_recomputes_its_cells_and_rebuilds_its_poison_only(t
     new = next(r for r in rows if r["cell_id"] == third["idtest-shift"])
     assert new["metrics"]["cache_hit_poison"] is False and new["code_version"] != row["code_version"]
 
-    # The leaderboard over every row (no --matrix) shows the current rows and lists the superseded one.
+    # The leaderboard over every row (no --matrix) recognises the installed code's rows by their specs,
+    # shows them and lists the superseded one.
+    assert installed_cell_id(registry, new["dataset"], new["attack"], new["defense"], new["victim"], new["seed"],
+                             new["params"]["recipe"]) == new["cell_id"]
     dest = tmp_path / "board"
     _render(settings.out, dest, "identity")
     results = pd.read_csv(dest / "results.csv")
