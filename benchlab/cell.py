@@ -131,8 +131,9 @@ def _craft_cached(attack, splits: DataSplits, ctx: Context, fingerprint: str):
         poison = attack.craft(splits.train, ctx)
         return poison.tensors(), {}
 
-    tensors, _, hit = ctx.cache.get_or_create("poison", key, craft)
-    return PoisonedSet.from_tensors(tensors).to(ctx.device), key, hit
+    poison, _, hit = ctx.cache.get_or_create("poison", key, craft,
+                                             decode=lambda tensors, info: PoisonedSet.from_tensors(tensors))
+    return poison.to(ctx.device), key, hit
 
 
 def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, splits: DataSplits,
@@ -155,8 +156,9 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
         if found is not None:
             try:
                 fitted = defense.restore(victim, found[0], found[1], ctx)
-            except UntrustedArtifact as error:  # intact bytes naming foreign types: refuse, refit
-                log.warning("cached model %s refused (%s); refitting it", key, error)
+            except Exception as error:  # verified bytes that do not load (refused types, wrong state): refit
+                refused = "refused" if isinstance(error, UntrustedArtifact) else "does not load"
+                ctx.cache.quarantine("model", key, f"{refused}: {type(error).__name__}: {error}")
         hit = fitted is not None
         if fitted is None:
             fitted = defense.fit(victim, train, ctx)

@@ -1,0 +1,103 @@
+"""Hardening: the cache and matrix files as trust boundaries, whole-request validation, honest
+resume, executor-independent numerics, clean exits, one-line user errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from benchlab import cell as cell_module
+from benchlab.cache import ArtifactCache
+from benchlab.cell import Settings, run_cell
+from benchlab.matrix import Matrix
+from benchlab.sklearn_io import UntrustedArtifact, estimator_from_tensor, estimator_to_tensor
+
+
+def _cell(registry, victim="random-forest:trees=5", defense="erm", attack="random-noise:eps=0.1"):
+    block = {"name": "t", "datasets": ["digits:per_class=30"], "attacks": [attack], "defenses": [defense],
+             "victims": [victim], "seeds": [0], "recipe": {"epochs": 1}, "budgets": {}}
+    (cell,) = Matrix("t", [block]).expand(registry)
+    return cell
+
+
+def _tamper_model(tmp_path, tensors):
+    """Replace the cached model with ``tensors`` under a matching SHA-256 sidecar: only loading can tell."""
+    (path,) = (tmp_path / "cache" / "model").glob("*.safetensors")
+    cache = ArtifactCache(tmp_path / "cache")
+    _, info = cache.load("model", path.stem)
+    cache.save("model", path.stem, tensors, info)
+    cell_module._fitted_memo.clear()
+    return path.stem
+
+
+def _quarantined(tmp_path, key):
+    return sorted(p.name for p in (tmp_path / "cache" / "quarantine" / "model").glob(f"{key}.*"))
+
+
+# ---- 1. the cache is a trust boundary --------------------------------------------------------------
+
+def _write_primitive(path):
+    """A pipeline whose first step writes an svmlight file to ``path`` when it predicts."""
+    from sklearn.datasets import dump_svmlight_file
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    forest = RandomForestClassifier(n_estimators=2, random_state=0).fit(np.random.rand(20, 64), np.arange(20) % 10)
+    writer = FunctionTransformer(func=dump_svmlight_file, kw_args={"y": np.zeros(1), "f": str(path)})
+    return Pipeline([("write", writer), ("forest", forest)])
+
+
+def test_a_cached_function_transformer_is_refused_and_writes_no_file(tmp_path, registry):
+    target = tmp_path / "written-by-the-cache.svmlight"
+    with pytest.raises(UntrustedArtifact, match="dump_svmlight_file"):
+        estimator_from_tensor(estimator_to_tensor(_write_primitive(target)))
+    settings = Settings(out=str(tmp_path))
+    cell = _cell(registry)
+    cell_module._fitted_memo.clear()
+    first = run_cell(cell, settings)
+    key = _tamper_model(tmp_path, {"estimator": estimator_to_tensor(_write_primitive(target))})
+    second = run_cell(cell, settings)
+    assert not target.exists()
+    assert second["status"] == "ok" and second["metrics"]["cache_hit_model"] is False
+    assert second["metrics"]["test_acc"] == first["metrics"]["test_acc"]
+    assert any(name.endswith(".reason") for name in _quarantined(tmp_path, key))
+
+
+def test_only_the_estimators_benchlab_creates_are_restored():
+    from sklearn.linear_model import LogisticRegression
+
+    foreign = LogisticRegression(max_iter=50).fit(np.random.rand(20, 4), np.arange(20) % 2)
+    with pytest.raises(UntrustedArtifact, match="LogisticRegression"):
+        estimator_from_tensor(estimator_to_tensor(foreign))
+
+
+@pytest.mark.parametrize("victim,payload", [
+    ("random-forest:trees=5", {"estimator": torch.randint(0, 255, (500,), dtype=torch.uint8)}),  # garbage skops
+    ("mlp", {"not.a.weight": torch.zeros(3)}),  # a state dict of the wrong model
+])
+def test_a_verified_artifact_that_does_not_load_is_quarantined_and_rebuilt(tmp_path, registry, victim, payload):
+    settings = Settings(out=str(tmp_path))
+    cell = _cell(registry, victim)
+    cell_module._fitted_memo.clear()
+    first = run_cell(cell, settings)
+    key = _tamper_model(tmp_path, payload)
+    second = run_cell(cell, settings)
+    assert second["status"] == "ok" and second["metrics"]["cache_hit_model"] is False
+    assert second["metrics"]["test_acc"] == first["metrics"]["test_acc"]
+    names = _quarantined(tmp_path, key)
+    assert any(n.endswith(".safetensors") for n in names) and any(n.endswith(".reason") for n in names)
+    cell_module._fitted_memo.clear()
+    assert run_cell(cell, settings)["metrics"]["cache_hit_model"] is True  # the rebuilt one is reused
+
+
+def test_a_poison_that_verifies_but_does_not_decode_is_rebuilt(tmp_path, registry):
+    settings = Settings(out=str(tmp_path))
+    cell = _cell(registry, "mlp", attack="uniform-noise:eps=0.1")
+    first = run_cell(cell, settings)
+    (path,) = (tmp_path / "cache" / "poison").glob("*.safetensors")
+    ArtifactCache(tmp_path / "cache").save("poison", path.stem, {"x": torch.zeros(2)}, {})
+    cell_module._fitted_memo.clear()
+    second = run_cell(cell, settings)
+    assert second["status"] == "ok" and second["metrics"]["cache_hit_poison"] is False
+    assert second["metrics"]["test_acc"] == first["metrics"]["test_acc"]
+    assert list((tmp_path / "cache" / "quarantine" / "poison").glob("*.reason"))
