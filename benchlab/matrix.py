@@ -89,11 +89,22 @@ def load_matrix(name_or_path: str, registry: Registry, seeds: int | None = None)
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as error:
             raise SpecError(f"matrix file {path}: {error}") from None
-        name = data.get("name", path.stem)
+        name = _valid_name(data.get("name", path.stem), path)
     else:
         presets = [*PRESETS, *(p for p in registry.matrices if p not in PRESETS)]
         raise SpecError(f"unknown matrix {name_or_path!r}; presets: {', '.join(presets)}, or a path to a .toml file")
     return Matrix(name, _blocks(data, seeds), data.get("description", ""))
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def _valid_name(name, path: Path) -> str:
+    """A matrix name names the leaderboard folder: a plain name, never a path."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise SpecError(f"matrix file {path}: name {name!r} is not a valid name: use letters, digits, '-', '_' "
+                        f"and '.' (it names the leaderboard folder; it is not a path)")
+    return name
 
 
 def _blocks(data: dict, seeds: int | None) -> list[dict]:

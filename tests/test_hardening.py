@@ -101,3 +101,49 @@ def test_a_poison_that_verifies_but_does_not_decode_is_rebuilt(tmp_path, registr
     assert second["status"] == "ok" and second["metrics"]["cache_hit_poison"] is False
     assert second["metrics"]["test_acc"] == first["metrics"]["test_acc"]
     assert list((tmp_path / "cache" / "quarantine" / "poison").glob("*.reason"))
+
+
+# ---- 2. paths from data are never trusted ------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["/some/dir", "../../X", "a/b", "..", "", 5])
+def test_a_matrix_name_must_be_a_name_not_a_path(tmp_path, registry, name):
+    from benchlab.matrix import load_matrix
+    from benchlab.params import SpecError
+
+    path = tmp_path / "m.toml"
+    literal = f'"{name}"' if isinstance(name, str) else name
+    path.write_text(f'name = {literal}\n[[block]]\ndatasets=["digits"]\nattacks=["clean"]\n'
+                    f'defenses=["erm"]\nvictims=["mlp"]\n')
+    with pytest.raises(SpecError, match=r"m\.toml.*not a valid name"):
+        load_matrix(str(path), registry)
+
+
+def test_stale_cleanup_deletes_only_files_it_wrote_unchanged(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from benchlab.leaderboard import render
+
+    frame = pd.DataFrame([{"cell_id": f"{seed}{attack}", "matrix": "m", "block": "b", "dataset": "digits",
+                           "threat": "evasion", "attack": attack, "defense": "erm", "victim": "mlp", "seed": seed,
+                           "status": "ok", "reason": None, "duration_s": 1.0, "robust_acc": 0.5, "test_acc": 0.9}
+                          for seed in (0, 1) for attack in ("none", "pgd")])
+    dest = tmp_path / "board"
+    render(frame, dest, title="demo", blocks={"a": set(frame["cell_id"]), "b": set(frame["cell_id"])})
+    (dest / "a-digits-evasion.md").write_text("edited by hand")  # no longer what benchlab wrote
+    outside = tmp_path / "precious.csv"
+    outside.write_text("not benchlab's")
+    (dest / "README.md.bak").write_text("x")
+    render(frame, dest, title="demo")  # no blocks now: the per-block files are stale
+    names = {p.name for p in dest.iterdir()}
+    assert "a-digits-evasion.md" in names  # edited: kept
+    assert "b-digits-evasion.md" not in names and "b-digits-evasion.csv" not in names  # stale: removed
+    # A foreign manifest (copied in, or written by someone else) names files benchlab did not write.
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest["files"] += ["../precious.csv", "README.md.bak"]
+    manifest["file_sha256"].update({"../precious.csv": "0" * 64, "notes.csv": "0" * 64})
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    (dest / "notes.csv").write_text("mine")
+    render(frame.iloc[:0], dest, title="demo")
+    assert outside.exists() and (dest / "notes.csv").exists() and (dest / "README.md.bak").exists()
