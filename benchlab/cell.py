@@ -192,9 +192,9 @@ def _evasion_metrics(attack: EvasionAttack, fitted: Fitted, splits: DataSplits, 
     if not isinstance(result, EvasionResult):
         result = EvasionResult(result)
     x_adv = result.x_adv.detach()
-    if x_adv.shape != x.shape or x_adv.min() < -1e-6 or x_adv.max() > 1 + 1e-6:
+    if x_adv.shape != x.shape or not torch.isfinite(x_adv).all() or x_adv.min() < -1e-6 or x_adv.max() > 1 + 1e-6:
         raise ValueError(f"attack {attack.spec} returned inputs of shape {tuple(x_adv.shape)} "
-                         f"outside [0, 1] or of the wrong shape")
+                         f"outside [0, 1] (or not finite) or of the wrong shape")
     clean_pred = fitted.classifier.predict(x)
     adv_pred = fitted.classifier.predict(x_adv)
     correct = clean_pred == y

@@ -73,11 +73,12 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
     from .matrix import describe, load_matrix
     from .runner import run_matrix
     from .store import ResultsStore
+    from .validation import check_request
 
     registry = get_registry()
     matrix = load_matrix(matrix_name, registry, seeds)
     if dry_run:
-        cells = matrix.expand(registry)
+        cells = check_request(matrix, registry, device=device, data_root=data_root, download=download)
         done = ResultsStore(out).finished_ids() if Path(out, "results.sqlite").exists() else set()
         click.echo(describe(matrix, cells))
         rows = [[c.dataset, c.threat, c.attack, c.defense, c.victim, c.seed,
@@ -115,7 +116,7 @@ def _render(out, dest: Path, title: str, cell_ids=None, blocks=None):
 @click.option("--attack", default="clean", show_default=True)
 @click.option("--defense", default="erm", show_default=True)
 @click.option("--victim", default="mlp", show_default=True)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--epochs", type=click.IntRange(0), help="Override the victim's number of training epochs.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
               help="Run directory (artifact cache); the database is not written.")
@@ -125,11 +126,13 @@ def cell(dataset, attack, defense, victim, seed, epochs, out, device, data_root,
     """Run one cell and print its metrics."""
     from .cell import Settings, run_cell
     from .matrix import Matrix
+    from .validation import check_request
 
     block = {"name": "cell", "datasets": [dataset], "attacks": [attack], "defenses": [defense],
              "victims": [victim], "seeds": [seed], "recipe": {"epochs": epochs} if epochs is not None else {},
              "budgets": {}}
-    (the_cell,) = Matrix("cell", [block]).expand(get_registry())
+    (the_cell,) = check_request(Matrix("cell", [block], source="benchlab cell"), get_registry(), device=device,
+                                data_root=data_root, download=download)
     row = run_cell(the_cell, Settings(out=str(out), device=device, data_root=data_root, download=download,
                                       matrix="cell"))
     if as_json:

@@ -20,6 +20,7 @@ from .cache import cache_key
 from .interfaces import Plugin
 from .params import SpecError, closest, parse_spec
 from .plugins import Registry
+from .validation import check_matrix_data
 
 PRESETS = ("smoke", "quick", "paper", "full")
 AXES = ("datasets", "attacks", "defenses", "victims")
@@ -55,6 +56,7 @@ class Matrix:
     name: str
     blocks: list[dict]
     description: str = ""
+    source: str = ""  # the file (or preset) it was loaded from, for error messages
 
     def block_cell_ids(self, registry: Registry) -> dict[str, set[str]]:
         """Each block's cell ids, before deduplication: the leaderboard renders one table per block."""
@@ -81,7 +83,7 @@ def load_matrix(name_or_path: str, registry: Registry, seeds: int | None = None)
         data["block"] = [*data.get("block", []), *registry.matrices.get(name_or_path, [])]
         if not data["block"]:
             raise SpecError(f"preset {name_or_path!r} has no blocks yet: no installed plugin contributes to it")
-        name = name_or_path
+        name, where = name_or_path, f"preset {name_or_path!r}"
     elif path.suffix == ".toml" or path.exists():
         if not path.exists():
             raise SpecError(f"matrix file {str(path)!r} does not exist")
@@ -89,11 +91,16 @@ def load_matrix(name_or_path: str, registry: Registry, seeds: int | None = None)
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as error:
             raise SpecError(f"matrix file {path}: {error}") from None
-        name = _valid_name(data.get("name", path.stem), path)
+        name, where = _valid_name(data.get("name", path.stem), path), f"matrix file {path}"
     else:
         presets = [*PRESETS, *(p for p in registry.matrices if p not in PRESETS)]
         raise SpecError(f"unknown matrix {name_or_path!r}; presets: {', '.join(presets)}, or a path to a .toml file")
-    return Matrix(name, _blocks(data, seeds), data.get("description", ""))
+    check_matrix_data(data, where, registry)
+    try:
+        blocks = _blocks(data, seeds)
+    except SpecError as error:
+        raise SpecError(f"{where}: {error}") from None
+    return Matrix(name, blocks, data.get("description", ""), where)
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")

@@ -27,6 +27,7 @@ from .cell import Settings, run_cell
 from .matrix import Cell, Matrix
 from .plugins import get_registry
 from .store import ResultsStore
+from .validation import check_request
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "process", "ray")
@@ -78,7 +79,9 @@ def run_matrix(
         # a task asking for more CPUs than the local cluster has would wait forever
         raise ValueError(f"threads={threads} exceeds the {workers} CPUs of the local Ray cluster "
                          f"(workers); raise workers or lower threads")
-    cells = matrix.expand(get_registry())
+    # The whole request is checked before any work: nothing invalid ever becomes a row.
+    cells = check_request(matrix, get_registry(), device=settings.device, data_root=settings.data_root,
+                          download=settings.download)
     store = ResultsStore(settings.out)
     done = store.finished_ids(("ok", "n/a") if retry_failed else ("ok", "n/a", "failed"))
     todo = [c for c in cells if c.cell_id not in done]

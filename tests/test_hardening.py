@@ -147,3 +147,91 @@ def test_stale_cleanup_deletes_only_files_it_wrote_unchanged(tmp_path):
     (dest / "notes.csv").write_text("mine")
     render(frame.iloc[:0], dest, title="demo")
     assert outside.exists() and (dest / "notes.csv").exists() and (dest / "README.md.bak").exists()
+
+
+# ---- 3. the whole request is validated before any work ---------------------------------------------
+
+BLOCK = '[[block]]\nname = "b"\ndatasets = ["digits:per_class=20"]\nattacks = ["clean"]\ndefenses = ["erm"]\nvictims = ["mlp"]\n'
+BAD_MATRICES = {
+    "seeds = 2.5": ("seeds = 2.5\n" + BLOCK, "seeds = 2.5"),
+    "seeds = abc": ('seeds = "abc"\n' + BLOCK, "seeds = 'abc'"),
+    "negative seed": ("seeds = [-5]\n" + BLOCK, "integers >= 0"),
+    "no seeds": ("seeds = []\n" + BLOCK, "no seeds"),
+    "datasets string": ('[[block]]\ndatasets = "digits"\nattacks = ["clean"]\ndefenses = ["erm"]\nvictims = ["mlp"]\n',
+                        "datasets must be a list of strings"),
+    "block list": ("block = [1, 2]\n", "'block' must be a list of"),
+    "recipe number": ("recipe = 5\n" + BLOCK, "'recipe' must be a table"),
+    "recipe epoch": ("[recipe]\nepoch = 2\n" + BLOCK, "unknown \\[recipe\\] key 'epoch'"),
+    "recipe optimiser": ('[recipe]\noptimiser = "adam"\n' + BLOCK, "'optimiser'"),
+    "epochs five": ('[recipe]\nepochs = "five"\n' + BLOCK, "epochs = 'five' is not an integer"),
+    "optimizer sgdd": ('[recipe]\noptimizer = "sgdd"\n' + BLOCK, "optimizer = 'sgdd'; choose one of sgd"),
+    "budget norm": (BLOCK + "[block.budgets.digits]\nlinff = 0.2\n", "unknown norm 'linff'"),
+    "budget dataset": (BLOCK + "[block.budgets.mnistt]\nlinf = 0.2\n", "unknown dataset 'mnistt'"),
+    "nan eps": (BLOCK.replace('"clean"', '"pgd:eps=nan,steps=1"'), "not a finite number"),
+    "inf lr": (BLOCK.replace('"erm"', '"erm:lr=inf"'), "not a finite number"),
+    "nan sweep": (BLOCK.replace('"clean"', '"uniform-noise:eps={0.1,nan}"'), "not a finite number"),
+    "positional after named": (BLOCK.replace('"clean"', '"pgd:eps=0.1,l2"'), "must come before"),
+    "every cell excluded": (BLOCK + 'exclude_victims = ["mlp"]\n', "0 cells"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MATRICES))
+def test_an_invalid_matrix_is_rejected_up_front_naming_file_and_block(tmp_path, case):
+    from click.testing import CliRunner
+
+    from benchlab.cli import main
+
+    text, message = BAD_MATRICES[case]
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    for extra in (["--dry-run"], []):
+        result = CliRunner().invoke(main, ["run", "--matrix", str(path), "--out", str(tmp_path / "out"), *extra])
+        assert result.exit_code == 1, result.output
+        assert "study.toml" in result.output and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1  # one problem, one line
+        assert __import__("re").search(message, result.output), result.output
+    assert not (tmp_path / "out" / "results.sqlite").exists()  # nothing invalid ever becomes a row
+
+
+def test_every_problem_is_reported_at_once(tmp_path, registry):
+    from benchlab.matrix import load_matrix
+    from benchlab.validation import RequestError
+
+    path = tmp_path / "study.toml"
+    path.write_text('[recipe]\nepoch = 2\noptimizer = "sgdd"\n' + BLOCK + "[block.budgets.digits]\nlinff = 1\n")
+    with pytest.raises(RequestError) as caught:
+        load_matrix(str(path), registry)
+    assert len(caught.value.problems) == 3 and all("block 'b'" in p for p in caught.value.problems)
+
+
+def test_positional_values_never_fill_the_transfer_source(registry):
+    assert registry.create("attacks", "pgd:l2,1.5,5").values["steps"] == 5  # norm, eps, steps
+    assert registry.create("attacks", "pgd:l2,1.5,5").values["source"] is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("command", ["run", "cell"])
+@pytest.mark.parametrize("problem", ["device", "dataset"])
+def test_an_unavailable_device_or_dataset_is_an_error_before_any_cell(tmp_path, command, problem):
+    from click.testing import CliRunner
+
+    from benchlab.cli import main
+
+    path = tmp_path / "study.toml"
+    path.write_text(BLOCK.replace("digits:per_class=20", "mnist") if problem == "dataset" else BLOCK)
+    args = [command, "--out", str(tmp_path / "out"), "--data-root", str(tmp_path)]
+    args += ["--matrix", str(path)] if command == "run" else ["--dataset", "mnist" if problem == "dataset" else "digits"]
+    args += ["--device", "cuda"] if problem == "device" else []
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert ("CUDA is not available" if problem == "device" else "dataset 'mnist' not found") in result.output
+    assert not (tmp_path / "out" / "results.sqlite").exists()
+
+
+def test_cell_refuses_a_negative_seed():
+    from click.testing import CliRunner
+
+    from benchlab.cli import main
+
+    result = CliRunner().invoke(main, ["cell", "--seed", "-1"])
+    assert result.exit_code == 2 and "-1" in result.output
