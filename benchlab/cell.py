@@ -27,6 +27,7 @@ from .heap import keep_freed_memory
 from .interfaces import EvasionAttack, EvasionResult, Fitted, PoisonedSet, perturbation_norms
 from .manifest import manifest
 from .matrix import Cell
+from .params import SpecError
 from .plugins import get_registry
 from .sklearn_io import UntrustedArtifact
 from .train import History
@@ -76,10 +77,28 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
     except Exception as error:  # one failing cell must never kill the matrix
         row.update(status="failed", metrics={}, reason=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
         row.setdefault("manifest", manifest(device))
+        row["manifest"]["failure_kind"] = failure_kind(error, device_resolved=device is not None)
     row["manifest"]["heap_kept"] = heap_kept
     row["finished_at"] = time.time()
     row["duration_s"] = row["finished_at"] - started
     return row
+
+
+# Why a cell failed, recorded in its manifest: the runner retries "environment" and "request"
+# failures automatically (fixing the machine or the matrix is the fix), never "code" ones.
+FAILURE_KINDS = ("environment", "request", "code")
+RETRIED_FAILURES = ("environment", "request")
+
+
+def failure_kind(error: Exception, device_resolved: bool = True) -> str:
+    from .datasets.base import DatasetMissing, MalformedDataset
+
+    if not device_resolved or isinstance(error, DatasetMissing | MalformedDataset | OSError | MemoryError
+                                         | torch.cuda.OutOfMemoryError):
+        return "environment"
+    if isinstance(error, SpecError):
+        return "request"
+    return "code"
 
 
 def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:

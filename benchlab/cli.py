@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -32,6 +33,21 @@ class _Group(click.Group):
 def main(verbose: bool):
     """Which defense survives which attack, on which architecture?"""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    click.get_current_context().obj = {"verbose": verbose}
+
+
+def _verbose() -> bool:
+    return bool((click.get_current_context().find_root().obj or {}).get("verbose"))
+
+
+def _existing_store(out):
+    """The results database of ``out``; reading commands never create one."""
+    from .store import DB_NAME, ResultsStore
+
+    if not Path(out, DB_NAME).is_file():
+        raise click.ClickException(f"no results database in {out!r} ({DB_NAME} not found); "
+                                   f"run `benchlab run --out {out}` first")
+    return ResultsStore(out)
 
 
 def _run_options(func):
@@ -93,18 +109,21 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
     dest = Path(leaderboard_to or Path("leaderboards") / matrix.name)
     _render(out, dest, matrix.name, summary.cell_ids, matrix.block_cell_ids(registry))
     click.echo(f"leaderboard: {dest}/README.md")
-    if summary.unfinished or summary.counts["failed"]:
-        click.echo("some cells failed or did not finish: `benchlab show --out DIR --status failed --json` "
-                   "has the tracebacks; rerun to resume", err=True)
+    if summary.failed:
+        click.echo(f"{summary.failed} cells failed: `benchlab show --out {out} --status failed` says why "
+                   f"(--json for tracebacks). Failures of the environment or the request are retried by "
+                   f"rerunning the same command once fixed; to rerun the others add --retry-failed.", err=True)
+    if summary.unfinished:
+        click.echo(f"{summary.unfinished} cells did not finish: rerun the same command to resume.", err=True)
+    if summary.unfinished or summary.failed:
         sys.exit(1)
 
 
 def _render(out, dest: Path, title: str, cell_ids=None, blocks=None):
     from .leaderboard import render
     from .manifest import git_commit
-    from .store import ResultsStore
 
-    frame = ResultsStore(out).frame()
+    frame = _existing_store(out).frame()
     if cell_ids is not None and not frame.empty:
         frame = frame[frame["cell_id"].isin(cell_ids)]
     render(frame, dest, title=title, blocks=blocks,
@@ -138,7 +157,10 @@ def cell(dataset, attack, defense, victim, seed, epochs, out, device, data_root,
     if as_json:
         click.echo(json.dumps(row, indent=2, sort_keys=True, default=str))
     else:
-        click.echo(f"{the_cell.label()}: {row['status']}" + (f" ({row['reason']})" if row["reason"] else ""))
+        reason = row["reason"] or ""
+        if not _verbose():  # the traceback only with -v (or in --json)
+            reason = reason.splitlines()[0] if reason else ""
+        click.echo(f"{the_cell.label()}: {row['status']}" + (f" ({reason})" if reason else ""))
         click.echo(tabulate(sorted(row["metrics"].items()), headers=["metric", "value"]))
     if row["status"] == "failed":
         sys.exit(1)
@@ -207,9 +229,7 @@ def leaderboard(out, dest, matrix_name):
 @click.option("--json", "as_json", is_flag=True, help="Full rows (metrics, manifest, tracebacks) as JSON.")
 def show(out, status, as_json):
     """Show the cells recorded in a run directory."""
-    from .store import ResultsStore
-
-    rows = [r for r in ResultsStore(out).rows() if status is None or r["status"] == status]
+    rows = [r for r in _existing_store(out).rows() if status is None or r["status"] == status]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -218,6 +238,12 @@ def show(out, status, as_json):
              for r in rows]
     click.echo(tabulate(table, headers=["dataset", "attack", "defense", "victim", "seed", "status", "acc",
                                         "time", "reason"]))
+    failures = Counter((r["manifest"].get("failure_kind", "unknown"), (r["reason"] or "?").splitlines()[0][:120])
+                       for r in rows if r["status"] == "failed")
+    if failures:
+        click.echo(f"\n{sum(failures.values())} failed cells, by reason:")
+        for (kind, why), count in failures.most_common():
+            click.echo(f"  {count} x [{kind}] {why}")
 
 
 def _headline(row: dict) -> str:

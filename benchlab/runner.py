@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
-from .cell import Settings, run_cell
+from .cell import RETRIED_FAILURES, Settings, run_cell
 from .matrix import Cell, Matrix
 from .plugins import get_registry
 from .store import ResultsStore
@@ -39,6 +39,11 @@ class RunSummary:
     skipped: int = 0
     counts: Counter = field(default_factory=Counter)
     unfinished: int = 0
+    failed_before: int = 0  # skipped cells whose recorded row is a failure (of code)
+
+    @property
+    def failed(self) -> int:
+        return self.counts["failed"] + self.failed_before
 
     @property
     def cell_ids(self) -> set[str]:
@@ -48,6 +53,8 @@ class RunSummary:
         parts = [f"{self.counts[s]} {s}" for s in ("ok", "failed", "n/a") if self.counts[s]]
         text = f"{len(self.cells)} cells: {self.skipped} already done"
         text += f", ran {sum(self.counts.values())} ({', '.join(parts) or 'none'})"
+        if self.failed_before:
+            text += f"; {self.failed_before} of the done cells had failed"
         if self.unfinished:
             text += f", {self.unfinished} unfinished (rerun to resume)"
         return text
@@ -83,9 +90,13 @@ def run_matrix(
     cells = check_request(matrix, get_registry(), device=settings.device, data_root=settings.data_root,
                           download=settings.download)
     store = ResultsStore(settings.out)
-    done = store.finished_ids(("ok", "n/a") if retry_failed else ("ok", "n/a", "failed"))
+    # Failures of the environment or of the request (and rows older than failure kinds) are
+    # retried automatically; failures of code only with retry_failed.
+    done = store.finished_ids(("ok", "n/a") if retry_failed else ("ok", "n/a", "failed"),
+                              retry_kinds=(*RETRIED_FAILURES, "unknown"))
     todo = [c for c in cells if c.cell_id not in done]
     summary = RunSummary(cells, skipped=len(cells) - len(todo))
+    summary.failed_before = len(done & {c.cell_id for c in cells} - store.finished_ids(("ok", "n/a")))
     # n/a cells cost nothing: record them here rather than shipping them to workers.
     runnable = [c for c in todo if c.reason is None]
     for cell in (c for c in todo if c.reason is not None):

@@ -235,3 +235,65 @@ def test_cell_refuses_a_negative_seed():
 
     result = CliRunner().invoke(main, ["cell", "--seed", "-1"])
     assert result.exit_code == 2 and "-1" in result.output
+
+
+# ---- 4. honest resume ---------------------------------------------------------------------------------
+
+def _run_cli(*args):
+    from click.testing import CliRunner
+
+    from benchlab.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_environment_failures_are_retried_and_code_failures_keep_the_run_failing(tmp_path, monkeypatch):
+    from benchlab.datasets.base import DatasetMissing
+    from benchlab.store import ResultsStore
+
+    path = tmp_path / "study.toml"
+    path.write_text(BLOCK.replace('["clean"]', '["clean", "label-flip"]') + "seeds = [0]\n[block.recipe]\nepochs = 1\n")
+    real = cell_module._execute
+
+    def broken(cell, settings, device):
+        if cell.attack == "clean":
+            raise DatasetMissing("the data went away mid-run")
+        raise RuntimeError("a bug in the attack")
+
+    monkeypatch.setattr(cell_module, "_execute", broken)
+    out = tmp_path / "out"
+    first = _run_cli("run", "--matrix", path, "--out", out, "--leaderboard-to", tmp_path / "board")
+    assert first.exit_code == 1 and "2 cells failed" in first.output and "--retry-failed" in first.output
+    kinds = {r["attack"]: r["manifest"]["failure_kind"] for r in ResultsStore(out).rows()}
+    assert kinds == {"clean": "environment", "label-flip": "code"}
+    shown = _run_cli("show", "--out", out)
+    assert "1 x [environment] DatasetMissing" in shown.output and "1 x [code] RuntimeError" in shown.output
+    assert "Traceback" not in shown.output
+
+    monkeypatch.setattr(cell_module, "_execute", real)  # the environment is fixed
+    second = _run_cli("run", "--matrix", path, "--out", out, "--leaderboard-to", tmp_path / "board")
+    statuses = {r["attack"]: r["status"] for r in ResultsStore(out).rows()}
+    assert statuses == {"clean": "ok", "label-flip": "failed"}  # retried without --retry-failed
+    assert second.exit_code == 1 and "1 cells failed" in second.output  # the code failure is still there
+    third = _run_cli("run", "--matrix", path, "--out", out, "--leaderboard-to", tmp_path / "board", "--retry-failed")
+    assert third.exit_code == 0, third.output
+    assert {r["status"] for r in ResultsStore(out).rows()} == {"ok"}
+
+
+def test_show_on_a_folder_without_a_database_creates_none(tmp_path):
+    result = _run_cli("show", "--out", tmp_path)
+    assert result.exit_code == 1 and "no results database" in result.output
+    assert list(tmp_path.iterdir()) == []
+    assert _run_cli("leaderboard", "--out", tmp_path, "--to", tmp_path / "b").exit_code == 1
+    assert not (tmp_path / "results.sqlite").exists()
+
+
+def test_cell_prints_a_failure_without_its_traceback_unless_verbose(tmp_path, monkeypatch):
+    def broken(cell, settings, device):
+        raise RuntimeError("a bug in the attack")
+
+    monkeypatch.setattr(cell_module, "_execute", broken)
+    quiet = _run_cli("cell", "--out", tmp_path)
+    assert quiet.exit_code == 1 and "RuntimeError: a bug in the attack" in quiet.output
+    assert "Traceback" not in quiet.output
+    assert "Traceback" in _run_cli("-v", "cell", "--out", tmp_path).output
