@@ -45,14 +45,18 @@ def file_sha256(path: Path) -> str:
 class ArtifactCache:
     """``ROOT/<kind>/<key>.safetensors`` plus ``<key>.json`` (hash + metadata)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, salt: str = ""):
         self.root = Path(root)
+        # Mixed into every key (the runner passes the cell's numerics): artifacts made under other
+        # settings are never reused, whoever built the key (the runner or a plugin).
+        self.salt = salt
         self.hits = 0
         self.misses = 0
         self.rebuilt = 0
         self._held: set[tuple[str, str]] = set()
 
     def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
+        key = cache_key(key, self.salt) if self.salt else key
         folder = self.root / kind
         return folder / f"{key}.safetensors", folder / f"{key}.json"
 
@@ -105,7 +109,7 @@ class ArtifactCache:
         if (kind, key) in self._held:
             yield
             return
-        lock_path = self.root / kind / f"{key}.lock"
+        lock_path = self._paths(kind, key)[0].with_suffix(".lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)

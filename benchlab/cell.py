@@ -27,6 +27,7 @@ from .heap import keep_freed_memory
 from .interfaces import EvasionAttack, EvasionResult, Fitted, PoisonedSet, perturbation_norms
 from .manifest import manifest
 from .matrix import Cell
+from .numerics import Numerics
 from .params import SpecError
 from .plugins import get_registry
 from .sklearn_io import UntrustedArtifact
@@ -66,19 +67,23 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
            "threat": cell.threat, "attack": cell.attack, "defense": cell.defense, "victim": cell.victim,
            "seed": cell.seed, "params": {"recipe": dict(cell.recipe)}, "started_at": started}
     device, heap_kept = None, False
-    try:
-        heap_kept = keep_freed_memory()
-        device = resolve_device(settings.device)
-        row["manifest"] = manifest(device)
-        if cell.reason is not None:
-            row.update(status="n/a", metrics={}, reason=cell.reason)
-        else:
-            row.update(status="ok", metrics=_execute(cell, settings, device), reason=None)
-    except Exception as error:  # one failing cell must never kill the matrix
-        row.update(status="failed", metrics={}, reason=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
-        row.setdefault("manifest", manifest(device))
-        row["manifest"]["failure_kind"] = failure_kind(error, device_resolved=device is not None)
+    numerics = Numerics.from_key(cell.numerics)
+    with numerics.applied():  # the same numerics on every executor (benchlab.numerics)
+        try:
+            heap_kept = keep_freed_memory()
+            device = resolve_device(settings.device)
+            row["manifest"] = manifest(device)
+            if cell.reason is not None:
+                row.update(status="n/a", metrics={}, reason=cell.reason)
+            else:
+                row.update(status="ok", metrics=_execute(cell, settings, device), reason=None)
+        except Exception as error:  # one failing cell must never kill the matrix
+            row.update(status="failed", metrics={},
+                       reason=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+            row.setdefault("manifest", manifest(device))
+            row["manifest"]["failure_kind"] = failure_kind(error, device_resolved=device is not None)
     row["manifest"]["heap_kept"] = heap_kept
+    row["manifest"]["numerics"] = numerics.as_dict()
     row["finished_at"] = time.time()
     row["duration_s"] = row["finished_at"] - started
     return row
@@ -107,10 +112,11 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     attack = registry.create("attacks", cell.attack)
     defense = registry.create("defenses", cell.defense)
     victim = registry.create("victims", cell.victim)
-    cache = ArtifactCache(Path(settings.out) / "cache")
+    cache = ArtifactCache(Path(settings.out) / "cache", salt=cache_key(cell.numerics))
     ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=settings.progress,
                   recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim,
-                  data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download)
+                  data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download,
+                  numerics=cell.numerics)
 
     def reference(defense_spec: str, victim_spec: str | None = None):
         """The victim (or ``victim_spec``) trained by ``defense_spec`` on clean data: transfer sources."""
@@ -143,7 +149,7 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
 def _craft_cached(attack, splits: DataSplits, ctx: Context, fingerprint: str):
     if attack.leaves_data_clean:  # share the clean-trained models with the evasion cells
         return PoisonedSet(splits.train, torch.zeros(len(splits.train), dtype=torch.bool)), "clean", True
-    key = cache_key("poison", attack.identity(), fingerprint, ctx.seed)
+    key = cache_key("poison", attack.identity(), fingerprint, ctx.seed, ctx.numerics)
 
     def craft():
         seed_everything(ctx.seed)
@@ -160,7 +166,7 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
     """Fit (or restore) the defense; every defense with ``restore`` is cached (torch and scikit-learn)."""
     train = poison.data if poison is not None else splits.train  # poison_key "clean": clean data
     key = cache_key("model", defense.identity(), victim.identity(), poison_key, fingerprint, ctx.seed,
-                    sorted(ctx.recipe_overrides.items()))
+                    sorted(ctx.recipe_overrides.items()), ctx.numerics)
     memo = _fitted_memo.pop(key, None)
     if memo is not None:
         _fitted_memo[key] = memo  # most recently used last

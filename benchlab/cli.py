@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -70,8 +71,7 @@ def _run_options(func):
 @click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local", show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes / Ray CPUs.")
 @click.option("--threads", type=click.IntRange(1),
-              help="Torch threads per cell [default: torch's choice (local), cores / workers (process), "
-                   "1 (ray)]. Use 1 on a machine shared with other jobs.")
+              help="Torch threads per cell, on every executor [default: 1]; part of each cell's identity.")
 @click.option("--ray-address", help="Join this Ray cluster (default: start a local one).")
 @click.option("--gpus-per-cell", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Ray GPU share per cell (0.25 packs four small cells on a GPU).")
@@ -93,6 +93,8 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
 
     registry = get_registry()
     matrix = load_matrix(matrix_name, registry, seeds)
+    if threads is not None:  # the dry run must show the cells (identities) the run would have
+        matrix.numerics = replace(matrix.numerics, threads=threads)
     if dry_run:
         cells = check_request(matrix, registry, device=device, data_root=data_root, download=download)
         done = ResultsStore(out).finished_ids() if Path(out, "results.sqlite").exists() else set()

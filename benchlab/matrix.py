@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .cache import cache_key
 from .interfaces import Plugin
+from .numerics import Numerics
 from .params import SpecError, closest, parse_spec
 from .plugins import Registry
 from .validation import check_matrix_data
@@ -40,6 +41,7 @@ class Cell:
     seed: int
     threat: str
     recipe: tuple = ()  # sorted (field, value) overrides of the victim's training recipe
+    numerics: tuple = ()  # Numerics.key(): threads, matmul precision, determinism (benchlab.numerics)
     identity: str = field(default="", compare=False)
     reason: str | None = field(default=None, compare=False)  # set when the cell is n/a
 
@@ -57,16 +59,18 @@ class Matrix:
     blocks: list[dict]
     description: str = ""
     source: str = ""  # the file (or preset) it was loaded from, for error messages
+    numerics: Numerics = field(default_factory=Numerics)  # part of every cell's identity
 
     def block_cell_ids(self, registry: Registry) -> dict[str, set[str]]:
         """Each block's cell ids, before deduplication: the leaderboard renders one table per block."""
-        return {block["name"]: {cell.cell_id for cell in _expand_block(block, registry)} for block in self.blocks}
+        return {block["name"]: {cell.cell_id for cell in _expand_block(block, registry, self.numerics)}
+                for block in self.blocks}
 
     def expand(self, registry: Registry) -> list[Cell]:
         """All cells of all blocks, deduplicated, in an order that maximises artifact reuse."""
         cells: dict[str, Cell] = {}
         for block in self.blocks:
-            for cell in _expand_block(block, registry):
+            for cell in _expand_block(block, registry, self.numerics):
                 cells.setdefault(cell.cell_id, cell)
         # Same dataset, then same poison, then same trained victim: consecutive cells share artifacts.
         return sorted(cells.values(), key=lambda c: (c.dataset, c.seed, c.threat != "poison",
@@ -170,7 +174,8 @@ def _axis_specs(kind: str, entries: list[str], excludes: list[str], registry: Re
             if not any(fnmatch.fnmatchcase(parse_spec(s).name, p) or s == p for p in excludes)]
 
 
-def _expand_block(block: dict, registry: Registry):
+def _expand_block(block: dict, registry: Registry, numerics: Numerics | None = None):
+    numerics = numerics or Numerics()
     axes = {axis: _axis_specs(axis, list(block[axis]), list(block.get(f"exclude_{axis}", [])), registry)
             for axis in AXES}
     recipe = tuple(sorted(block["recipe"].items()))
@@ -189,9 +194,9 @@ def _expand_block(block: dict, registry: Registry):
                     reason = next(filter(None, reasons), None)
                     for seed in block["seeds"]:
                         identity = cache_key(dataset.identity(), attack.identity(), defense.identity(),
-                                             victim.identity(), seed, recipe)
+                                             victim.identity(), seed, recipe, numerics.as_dict())
                         yield Cell(block["name"], dataset.spec, attack.spec, defense.spec, victim.spec, seed,
-                                   attack.threat, recipe, identity, reason)
+                                   attack.threat, recipe, numerics.key(), identity, reason)
 
 
 def with_budget(registry: Registry, spec: str, budgets: dict, kind: str = "attacks") -> Plugin:

@@ -93,5 +93,6 @@ def _checked_types(data: bytes) -> set[str]:
         elif module != "builtins":
             names.add(name)
     if refused:
-        raise UntrustedArtifact(f"serialised estimator names types outside the allow-list: {', '.join(sorted(refused))}")
+        raise UntrustedArtifact("serialised estimator names types outside the allow-list: "
+                                f"{', '.join(sorted(refused))}")
     return names

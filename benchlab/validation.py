@@ -151,7 +151,7 @@ def check_request(matrix, registry, *, device: str = "auto", data_root=None, dow
     cells: dict = {}
     for block in matrix.blocks:
         try:
-            for cell in _expand_block(block, registry):
+            for cell in _expand_block(block, registry, matrix.numerics):
                 cells.setdefault(cell.cell_id, cell)
         except SpecError as error:
             problems.append(f"{where}, block {block['name']!r}: {error}")
