@@ -82,7 +82,7 @@ class ArtifactCache:
         self.rebuilt += 1
         folder = self.root / "quarantine" / kind
         folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{key}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"
+        stem = f"{self._paths(kind, key)[0].stem}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"  # the file's name
         for path in self._paths(kind, key):
             if path.exists():
                 os.replace(path, folder / f"{stem}{path.suffix}")
