@@ -24,7 +24,9 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (SpecError, PluginError, FileNotFoundError, ValueError) as error:
+        except (SpecError, PluginError, OSError, ValueError) as error:
+            if (ctx.obj or {}).get("verbose"):  # -v: the traceback too
+                raise
             raise click.ClickException(str(error)) from None
 
 
@@ -38,7 +40,16 @@ def main(verbose: bool):
 
 
 def _verbose() -> bool:
-    return bool((click.get_current_context().find_root().obj or {}).get("verbose"))
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and (ctx.find_root().obj or {}).get("verbose"))
+
+
+def _run_dir(out) -> None:
+    """Create the run directory now: a bad --out is one line before any work, not a traceback after."""
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.ClickException(f"--out {out}: cannot create the run directory ({error.strerror})") from None
 
 
 def _existing_store(out):
@@ -91,6 +102,8 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
     from .store import ResultsStore
     from .validation import check_request
 
+    if not dry_run:
+        _run_dir(out)
     registry = get_registry()
     matrix = load_matrix(matrix_name, registry, seeds)
     if threads is not None:  # the dry run must show the cells (identities) the run would have
@@ -149,6 +162,7 @@ def cell(dataset, attack, defense, victim, seed, epochs, out, device, data_root,
     from .matrix import Matrix
     from .validation import check_request
 
+    _run_dir(out)
     block = {"name": "cell", "datasets": [dataset], "attacks": [attack], "defenses": [defense],
              "victims": [victim], "seeds": [seed], "recipe": {"epochs": epochs} if epochs is not None else {},
              "budgets": {}}

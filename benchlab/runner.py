@@ -186,13 +186,14 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
     except ImportError:
         raise RuntimeError("the ray executor needs Ray: pip install 'benchlab[ray]'") from None
     started_here = not ray.is_initialized()
+    temp_dir = None if address or not started_here else ray_temp_dir(settings.out)
     if started_here:
         # A local cluster sized by --workers when no address is given; otherwise join the cluster.
         # Its output stays out of the terminal unless -v, and its session logs go under --out.
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
                  log_to_driver=False, ignore_reinit_error=True, configure_logging=True,
                  logging_level=logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR,
-                 _temp_dir=None if address else ray_temp_dir(settings.out))
+                 _temp_dir=temp_dir)
     remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=1)(run_cell)
     schedule = ArtifactSchedule(cells)
     pending = {remote.remote(cell, settings): cell for cell in schedule.ready}
@@ -211,6 +212,8 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
             ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
+        if temp_dir and Path(temp_dir).is_symlink():
+            Path(temp_dir).unlink(missing_ok=True)
 
 
 # Ray puts Unix sockets in its session folder, whose paths may not exceed 107 bytes; the session

@@ -151,7 +151,8 @@ def test_stale_cleanup_deletes_only_files_it_wrote_unchanged(tmp_path):
 
 # ---- 3. the whole request is validated before any work ---------------------------------------------
 
-BLOCK = '[[block]]\nname = "b"\ndatasets = ["digits:per_class=20"]\nattacks = ["clean"]\ndefenses = ["erm"]\nvictims = ["mlp"]\n'
+BLOCK = ('[[block]]\nname = "b"\ndatasets = ["digits:per_class=20"]\nattacks = ["clean"]\ndefenses = ["erm"]\n'
+         'victims = ["mlp"]\n')
 BAD_MATRICES = {
     "seeds = 2.5": ("seeds = 2.5\n" + BLOCK, "seeds = 2.5"),
     "seeds = abc": ('seeds = "abc"\n' + BLOCK, "seeds = 'abc'"),
@@ -220,7 +221,8 @@ def test_an_unavailable_device_or_dataset_is_an_error_before_any_cell(tmp_path, 
     path = tmp_path / "study.toml"
     path.write_text(BLOCK.replace("digits:per_class=20", "mnist") if problem == "dataset" else BLOCK)
     args = [command, "--out", str(tmp_path / "out"), "--data-root", str(tmp_path)]
-    args += ["--matrix", str(path)] if command == "run" else ["--dataset", "mnist" if problem == "dataset" else "digits"]
+    dataset = "mnist" if problem == "dataset" else "digits"
+    args += ["--matrix", str(path)] if command == "run" else ["--dataset", dataset]
     args += ["--device", "cuda"] if problem == "device" else []
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "Traceback" not in result.output
@@ -297,3 +299,218 @@ def test_cell_prints_a_failure_without_its_traceback_unless_verbose(tmp_path, mo
     assert quiet.exit_code == 1 and "RuntimeError: a bug in the attack" in quiet.output
     assert "Traceback" not in quiet.output
     assert "Traceback" in _run_cli("-v", "cell", "--out", tmp_path).output
+
+
+# ---- 5. numerics are fixed per cell, recorded, and part of every identity ------------------------------
+
+def test_threads_enter_the_cell_identity_and_the_artifact_keys(tmp_path, registry):
+    from benchlab.numerics import Numerics
+
+    block = {"name": "t", "datasets": ["digits:per_class=30"], "attacks": ["clean"], "defenses": ["erm"],
+             "victims": ["mlp"], "seeds": [0], "recipe": {"epochs": 1}, "budgets": {}}
+    (one,) = Matrix("t", [block], numerics=Numerics(threads=1)).expand(registry)
+    (two,) = Matrix("t", [block], numerics=Numerics(threads=2)).expand(registry)
+    assert one.cell_id != two.cell_id
+    before = torch.get_num_threads()
+    settings = Settings(out=str(tmp_path))
+    cell_module._fitted_memo.clear()
+    first = run_cell(one, settings)
+    cell_module._fitted_memo.clear()
+    second = run_cell(two, settings)
+    assert first["manifest"]["numerics"]["threads"] == first["manifest"]["torch_threads"] == 1
+    assert second["manifest"]["numerics"]["threads"] == second["manifest"]["torch_threads"] == 2
+    assert second["metrics"]["cache_hit_model"] is False  # never reuses a model trained under 1 thread
+    assert torch.get_num_threads() == before  # restored after the cell
+
+
+SUBSET = ("evoshift-0", "evoshift-1", "evoshift-2", "sklearn-defenses")
+
+
+def _smoke_metrics(tmp_path, registry, executor, blocks):
+    from benchlab.matrix import load_matrix
+    from benchlab.runner import run_matrix
+    from benchlab.store import ResultsStore
+
+    smoke = load_matrix("smoke", registry)
+    matrix = Matrix("smoke", [b for b in smoke.blocks if blocks is None or b["name"] in blocks], source="smoke")
+    out = tmp_path / executor
+    summary = run_matrix(matrix, Settings(out=str(out), matrix="smoke"), executor=executor, workers=2,
+                         show_progress=False)
+    assert summary.unfinished == 0 and summary.failed == 0
+    return {r["cell_id"]: {k: v for k, v in r["metrics"].items() if not k.startswith(("seconds_", "cache_hit"))}
+            for r in ResultsStore(out).rows()}
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Equal metrics, NaN equal to NaN (e.g. rho_adv_flipped when nothing flipped)."""
+    return a.keys() == b.keys() and all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)
+
+
+@pytest.mark.parametrize("blocks", [SUBSET, pytest.param(None, marks=pytest.mark.slow)], ids=["subset", "full"])
+def test_smoke_gives_identical_metrics_on_every_executor(tmp_path, registry, blocks):
+    pytest.importorskip("ray")
+    local = _smoke_metrics(tmp_path, registry, "local", blocks)
+    assert len(local) >= (17 if blocks else 91)
+    for executor in ("process", "ray"):
+        other = _smoke_metrics(tmp_path, registry, executor, blocks)
+        assert other.keys() == local.keys()
+        assert [k for k in local if not _same(local[k], other[k])] == [], executor
+
+
+# ---- 6. no process outlives its driver -----------------------------------------------------------------
+
+@pytest.mark.parametrize("executor", ["process", pytest.param("ray", marks=pytest.mark.slow)])
+def test_no_worker_outlives_a_sigkilled_driver(tmp_path, executor):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from benchlab.reaper import _descendants, _processes
+
+    path = tmp_path / "study.toml"
+    path.write_text(BLOCK.replace('["clean"]', '["clean", "label-flip", "uniform-noise"]')
+                    .replace('["mlp"]', '["mlp", "lenet5"]') + "seeds = [0, 1, 2]\n[block.recipe]\nepochs = 30\n")
+    driver = subprocess.Popen([sys.executable, "-m", "benchlab.cli", "run", "--matrix", str(path), "--out",
+                               str(tmp_path / "out"), "--executor", executor, "--workers", "2",
+                               "--leaderboard-to", str(tmp_path / "board")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen: dict = {}
+    deadline = time.time() + 120
+    while time.time() < deadline and driver.poll() is None:
+        seen.update(_descendants(driver.pid, _processes()))
+        workers = [p for p in seen if "multiprocessing" in _cmdline(p) or "ray" in _cmdline(p)]
+        if len(workers) >= (3 if executor == "process" else 4) and (tmp_path / "out" / "cache").exists():
+            break
+        time.sleep(0.2)
+    assert driver.poll() is None, driver.communicate()[1][-2000:]
+    time.sleep(1)
+    seen.update(_descendants(driver.pid, _processes()))
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and _alive(seen):
+        time.sleep(0.5)
+    assert not _alive(seen), [_cmdline(p) for p in _alive(seen)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(recorded: dict) -> list[int]:
+    from benchlab.reaper import _processes
+
+    table = _processes()
+    return [pid for pid, start in recorded.items() if pid in table and table[pid][1] == start
+            and _state(pid) != "Z"]
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "?"
+
+
+# ---- property: random specs and matrix files never crash the parser and never make a row -----------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = ["pgd", "fgsm", "clean", "label-flip", "uniform-noise", "erm", "weight-decay", "mlp", "random-forest",
+          "svm-rbf", "digits", "deepconfuse", "nope", ""]
+_KEYS = ["eps", "norm", "steps", "source", "source_victim", "lr", "trees", "per_class", "fraction", "x", ""]
+_VALUES = ["0.1", "1", "-1", "nan", "inf", "-inf", "1e400", "l2", "linf", "erm", "mlp", "true", "", "{0,0.1}",
+           "{}", "{a;b}", "0x10", "1_0", " ", "=", "10"]
+_spec_part = st.one_of(st.sampled_from(_VALUES), st.builds(lambda k, v: f"{k}={v}", st.sampled_from(_KEYS),
+                                                          st.sampled_from(_VALUES)))
+specs = st.one_of(
+    st.builds(lambda n, parts: n + (":" + ",".join(parts) if parts else ""), st.sampled_from(_NAMES),
+              st.lists(_spec_part, max_size=4)),
+    st.text(alphabet="abcdefgl:=,{};.0123456789-_ *?[]", max_size=30),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["attacks", "defenses", "victims", "datasets"]), text=specs)
+def test_random_specs_either_resolve_or_fail_with_a_spec_error(registry, kind, text):
+    import math
+
+    from benchlab.params import SpecError
+
+    try:
+        plugin = registry.create(kind, text)
+    except SpecError:
+        return
+    for value in plugin.values.values():  # what resolves is valid: no NaN or inf slips through
+        assert not (isinstance(value, float) and not math.isfinite(value))
+
+
+def _toml_value(value) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value != value or abs(value) == float("inf"):
+            return "nan" if value != value else "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+
+
+_leaf = st.one_of(st.integers(-3, 5), st.floats(allow_nan=True, allow_infinity=True, width=32), st.booleans(),
+                  specs, st.sampled_from(["digits", "digits:per_class=20", "mnist", "adam", "sgdd", "five"]))
+_value = st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                     st.dictionaries(st.sampled_from(_KEYS + ["linf", "digits"]),
+                                                                     inner, max_size=2)), max_leaves=6)
+_BLOCK_KEYS = ["name", "datasets", "attacks", "defenses", "victims", "seeds", "recipe", "budgets",
+               "exclude_attacks", "exclude_victims", "epoch", "block"]
+_GOOD = {"datasets": ["digits:per_class=20"], "attacks": ["clean"], "defenses": ["erm"], "victims": ["mlp"]}
+_blocks = st.lists(st.dictionaries(st.sampled_from(_BLOCK_KEYS), _value, max_size=4)
+                   .map(lambda extra: {**_GOOD, **extra}), max_size=3)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(top=st.dictionaries(st.sampled_from(["name", "seeds", "recipe", "budgets", "description", "block"]),
+                           _value, max_size=3), blocks=_blocks)
+def test_random_matrix_files_either_expand_or_fail_cleanly_and_never_make_a_row(registry, tmp_path_factory,
+                                                                              top, blocks):
+    from benchlab.matrix import load_matrix
+    from benchlab.params import SpecError
+    from benchlab.runner import run_matrix
+    from benchlab.validation import check_request
+
+    lines = [f"{key} = {_toml_value(value)}" for key, value in top.items()]
+    for block in blocks:
+        lines += ["[[block]]", *(f"{key} = {_toml_value(value)}" for key, value in block.items())]
+    folder = tmp_path_factory.mktemp("m")
+    path = folder / "random.toml"
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        matrix = load_matrix(str(path), registry)
+        cells = check_request(matrix, registry, device="cpu", data_root=str(folder))
+    except SpecError as error:
+        assert "random.toml" in str(error) or "matrix" in str(error)
+        try:
+            run_matrix(load_matrix(str(path), registry), Settings(out=str(folder / "out"), device="cpu",
+                                                                  data_root=str(folder)), show_progress=False)
+        except SpecError:
+            pass
+        else:
+            raise AssertionError("an invalid request ran")
+        assert not (folder / "out" / "results.sqlite").exists()
+        return
+    assert cells and all(isinstance(c.seed, int) and c.seed >= 0 for c in cells)
