@@ -96,7 +96,7 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
 
     Finished cells are skipped, so a killed run resumes where it stopped.
     """
-    from .cell import Settings
+    from .cell import RETRIED_FAILURES, Settings
     from .matrix import describe, load_matrix
     from .runner import run_matrix
     from .store import ResultsStore
@@ -110,7 +110,8 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         matrix.numerics = replace(matrix.numerics, threads=threads)
     if dry_run:
         cells = check_request(matrix, registry, device=device, data_root=data_root, download=download)
-        done = ResultsStore(out).finished_ids() if Path(out, "results.sqlite").exists() else set()
+        done = (ResultsStore(out).finished_ids(retry_kinds=(*RETRIED_FAILURES, "unknown"))  # as run would skip
+                if Path(out, "results.sqlite").exists() else set())
         click.echo(describe(matrix, cells))
         rows = [[c.dataset, c.threat, c.attack, c.defense, c.victim, c.seed,
                  "done" if c.cell_id in done else (f"n/a: {c.reason}" if c.reason else "todo")] for c in cells]

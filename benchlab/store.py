@@ -76,9 +76,11 @@ class ResultsStore:
         """Cells with one of ``statuses``, except failed ones whose manifest ``failure_kind`` is in
         ``retry_kinds`` (rows from before kinds were recorded count as ``unknown``)."""
         marks = ",".join("?" * len(statuses))
-        kinds = ",".join("?" * len(retry_kinds)) or "NULL"
-        query = (f"SELECT cell_id FROM cells WHERE status IN ({marks}) AND NOT (status = 'failed' AND "
-                 f"coalesce(json_extract(manifest, '$.failure_kind'), 'unknown') IN ({kinds}))")
+        query = f"SELECT cell_id FROM cells WHERE status IN ({marks})"
+        if retry_kinds:
+            kinds = ",".join("?" * len(retry_kinds))
+            query += (f" AND NOT (status = 'failed' AND "
+                      f"coalesce(json_extract(manifest, '$.failure_kind'), 'unknown') IN ({kinds}))")
         with closing(self._connect()) as db:
             rows = db.execute(query, (*statuses, *retry_kinds))
             return {r[0] for r in rows}
