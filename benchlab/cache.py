@@ -2,9 +2,11 @@
 
 Keys hash everything that determines an artifact (plugin names, versions, parameters, code identity, dataset
 fingerprint, seed, recipe). Tensors are stored with safetensors (no pickle, nothing executable);
-a JSON sidecar records the file's SHA-256, which is verified before every reuse: a corrupted or
-truncated file is reported, deleted and rebuilt. Writes go to a temporary file and are renamed
-into place, and a file lock keeps two workers from computing the same artifact twice.
+a JSON sidecar records the file's SHA-256, which is verified before every reuse. A file that fails
+the check, or verifies but does not decode (garbage skops bytes, a wrong state dict, refused types),
+is moved to ``ROOT/quarantine/`` with a note of why, never deleted, and rebuilt. Writes go to a
+temporary file and are renamed into place, and a file lock keeps two workers from computing the
+same artifact twice.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,19 +45,23 @@ def file_sha256(path: Path) -> str:
 class ArtifactCache:
     """``ROOT/<kind>/<key>.safetensors`` plus ``<key>.json`` (hash + metadata)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, salt: str = ""):
         self.root = Path(root)
+        # Mixed into every key (the runner passes the cell's numerics): artifacts made under other
+        # settings are never reused, whoever built the key (the runner or a plugin).
+        self.salt = salt
         self.hits = 0
         self.misses = 0
         self.rebuilt = 0
         self._held: set[tuple[str, str]] = set()
 
     def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
+        key = cache_key(key, self.salt) if self.salt else key
         folder = self.root / kind
         return folder / f"{key}.safetensors", folder / f"{key}.json"
 
     def load(self, kind: str, key: str) -> tuple[dict[str, torch.Tensor], dict] | None:
-        """Verified tensors and metadata, or None when absent or corrupted (then deleted)."""
+        """Verified tensors and metadata, or None when absent or corrupted (then quarantined)."""
         data_path, meta_path = self._paths(kind, key)
         if not data_path.exists() or not meta_path.exists():
             return None
@@ -64,12 +71,23 @@ class ArtifactCache:
                 raise ValueError("SHA-256 mismatch")
             tensors = load_file(data_path)
         except (OSError, ValueError, KeyError, SafetensorError) as error:
-            log.warning("cache artifact %s/%s is corrupted (%s); rebuilding it", kind, key, error)
-            self.rebuilt += 1
-            for path in (data_path, meta_path):
-                path.unlink(missing_ok=True)
+            self.quarantine(kind, key, f"corrupted: {error}")
             return None
         return tensors, meta.get("info", {})
+
+    def quarantine(self, kind: str, key: str, reason: str) -> Path:
+        """Move an artifact that cannot be used aside, to ``ROOT/quarantine/<kind>/``, with a
+        ``.reason`` note: it is rebuilt, and the bad file stays for inspection."""
+        log.warning("cache artifact %s/%s is unusable (%s); quarantined and rebuilt", kind, key, reason)
+        self.rebuilt += 1
+        folder = self.root / "quarantine" / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{self._paths(kind, key)[0].stem}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"  # the file's name
+        for path in self._paths(kind, key):
+            if path.exists():
+                os.replace(path, folder / f"{stem}{path.suffix}")
+        (folder / f"{stem}.reason").write_text(reason + "\n")
+        return folder / stem
 
     def save(self, kind: str, key: str, tensors: dict[str, torch.Tensor], info: dict | None = None) -> None:
         data_path, meta_path = self._paths(kind, key)
@@ -91,7 +109,7 @@ class ArtifactCache:
         if (kind, key) in self._held:
             yield
             return
-        lock_path = self.root / kind / f"{key}.lock"
+        lock_path = self._paths(kind, key)[0].with_suffix(".lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -103,15 +121,24 @@ class ArtifactCache:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def get_or_create(
-        self, kind: str, key: str, compute: Callable[[], tuple[dict[str, torch.Tensor], dict]]
-    ) -> tuple[dict[str, torch.Tensor], dict, bool]:
-        """Return ``(tensors, info, was_cached)``, computing and saving on a miss."""
+        self, kind: str, key: str, compute: Callable[[], tuple[dict[str, torch.Tensor], dict]],
+        decode: Callable[[dict[str, torch.Tensor], dict], object] | None = None,
+    ) -> tuple[object, dict, bool]:
+        """Return ``(value, info, was_cached)``, computing and saving on a miss; ``value`` is
+        ``decode(tensors, info)`` (default: the tensors). A cached artifact ``decode`` rejects is
+        quarantined and recomputed."""
+        decode = decode or (lambda tensors, info: tensors)
         with self.lock(kind, key):
             found = self.load(kind, key)
             if found is not None:
-                self.hits += 1
-                return found[0], found[1], True
+                try:
+                    value = decode(*found)
+                except Exception as error:  # verified bytes that are still not a usable artifact
+                    self.quarantine(kind, key, f"does not decode: {type(error).__name__}: {error}")
+                else:
+                    self.hits += 1
+                    return value, found[1], True
             self.misses += 1
             tensors, info = compute()
             self.save(kind, key, tensors, info)
-            return tensors, info, False
+            return decode(tensors, info), info, False

@@ -28,6 +28,8 @@ from .heap import keep_freed_memory
 from .interfaces import EvasionAttack, EvasionResult, Fitted, PoisonedSet, perturbation_norms
 from .manifest import manifest
 from .matrix import Cell
+from .numerics import Numerics
+from .params import SpecError
 from .plugins import get_registry
 from .sklearn_io import UntrustedArtifact
 from .train import History
@@ -67,21 +69,43 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
            "seed": cell.seed, "params": {"recipe": dict(cell.recipe), "specs": cell.specs, "code": cell.code},
            "code_version": cell.code_version, "started_at": started}
     device, heap_kept = None, False
-    try:
-        heap_kept = keep_freed_memory()
-        device = resolve_device(settings.device)
-        row["manifest"] = manifest(device)
-        if cell.reason is not None:
-            row.update(status="n/a", metrics={}, reason=cell.reason)
-        else:
-            row.update(status="ok", metrics=_execute(cell, settings, device), reason=None)
-    except Exception as error:  # one failing cell must never kill the matrix
-        row.update(status="failed", metrics={}, reason=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
-        row.setdefault("manifest", manifest(device))
+    numerics = Numerics.from_key(cell.numerics)
+    with numerics.applied():  # the same numerics on every executor (benchlab.numerics)
+        try:
+            heap_kept = keep_freed_memory()
+            device = resolve_device(settings.device)
+            row["manifest"] = manifest(device)
+            if cell.reason is not None:
+                row.update(status="n/a", metrics={}, reason=cell.reason)
+            else:
+                row.update(status="ok", metrics=_execute(cell, settings, device), reason=None)
+        except Exception as error:  # one failing cell must never kill the matrix
+            row.update(status="failed", metrics={},
+                       reason=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+            row.setdefault("manifest", manifest(device))
+            row["manifest"]["failure_kind"] = failure_kind(error, device_resolved=device is not None)
     row["manifest"]["heap_kept"] = heap_kept
+    row["manifest"]["numerics"] = numerics.as_dict()
     row["finished_at"] = time.time()
     row["duration_s"] = row["finished_at"] - started
     return row
+
+
+# Why a cell failed, recorded in its manifest: the runner retries "environment" and "request"
+# failures automatically (fixing the machine or the matrix is the fix), never "code" ones.
+FAILURE_KINDS = ("environment", "request", "code")
+RETRIED_FAILURES = ("environment", "request")
+
+
+def failure_kind(error: Exception, device_resolved: bool = True) -> str:
+    from .datasets.base import DatasetMissing, MalformedDataset
+
+    if not device_resolved or isinstance(error, DatasetMissing | MalformedDataset | OSError | MemoryError
+                                         | torch.cuda.OutOfMemoryError):
+        return "environment"
+    if isinstance(error, SpecError):
+        return "request"
+    return "code"
 
 
 def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
@@ -90,10 +114,11 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     attack = registry.create("attacks", cell.attack)
     defense = registry.create("defenses", cell.defense)
     victim = registry.create("victims", cell.victim)
-    cache = ArtifactCache(Path(settings.out) / "cache")
+    cache = ArtifactCache(Path(settings.out) / "cache", salt=cache_key(cell.numerics))
     ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=settings.progress,
                   recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim,
-                  data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download)
+                  data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download,
+                  numerics=cell.numerics)
 
     def reference(defense_spec: str, victim_spec: str | None = None):
         """The victim (or ``victim_spec``) trained by ``defense_spec`` on clean data: transfer sources."""
@@ -126,15 +151,16 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
 def _craft_cached(attack, splits: DataSplits, ctx: Context, fingerprint: str):
     if attack.leaves_data_clean:  # share the clean-trained models with the evasion cells
         return PoisonedSet(splits.train, torch.zeros(len(splits.train), dtype=torch.bool)), "clean", True
-    key = cache_key("poison", attack.identity(), fingerprint, ctx.seed, component(type(attack)), core())
+    key = cache_key("poison", attack.identity(), fingerprint, ctx.seed, component(type(attack)), core(), ctx.numerics)
 
     def craft():
         seed_everything(ctx.seed)
         poison = attack.craft(splits.train, ctx)
         return poison.tensors(), {}
 
-    tensors, _, hit = ctx.cache.get_or_create("poison", key, craft)
-    return PoisonedSet.from_tensors(tensors).to(ctx.device), key, hit
+    poison, _, hit = ctx.cache.get_or_create("poison", key, craft,
+                                             decode=lambda tensors, info: PoisonedSet.from_tensors(tensors))
+    return poison.to(ctx.device), key, hit
 
 
 def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, splits: DataSplits,
@@ -142,7 +168,8 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
     """Fit (or restore) the defense; every defense with ``restore`` is cached (torch and scikit-learn)."""
     train = poison.data if poison is not None else splits.train  # poison_key "clean": clean data
     key = cache_key("model", defense.identity(), victim.identity(), poison_key, fingerprint, ctx.seed,
-                    sorted(ctx.recipe_overrides.items()), component(type(defense)), component(type(victim)), core())
+                    sorted(ctx.recipe_overrides.items()), component(type(defense)), component(type(victim)), core(),
+                    ctx.numerics)
     memo = _fitted_memo.pop(key, None)
     if memo is not None:
         _fitted_memo[key] = memo  # most recently used last
@@ -157,8 +184,9 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
         if found is not None:
             try:
                 fitted = defense.restore(victim, found[0], found[1], ctx)
-            except UntrustedArtifact as error:  # intact bytes naming foreign types: refuse, refit
-                log.warning("cached model %s refused (%s); refitting it", key, error)
+            except Exception as error:  # verified bytes that do not load (refused types, wrong state): refit
+                refused = "refused" if isinstance(error, UntrustedArtifact) else "does not load"
+                ctx.cache.quarantine("model", key, f"{refused}: {type(error).__name__}: {error}")
         hit = fitted is not None
         if fitted is None:
             fitted = defense.fit(victim, train, ctx)
@@ -192,9 +220,9 @@ def _evasion_metrics(attack: EvasionAttack, fitted: Fitted, splits: DataSplits, 
     if not isinstance(result, EvasionResult):
         result = EvasionResult(result)
     x_adv = result.x_adv.detach()
-    if x_adv.shape != x.shape or x_adv.min() < -1e-6 or x_adv.max() > 1 + 1e-6:
+    if x_adv.shape != x.shape or not torch.isfinite(x_adv).all() or x_adv.min() < -1e-6 or x_adv.max() > 1 + 1e-6:
         raise ValueError(f"attack {attack.spec} returned inputs of shape {tuple(x_adv.shape)} "
-                         f"outside [0, 1] or of the wrong shape")
+                         f"outside [0, 1] (or not finite) or of the wrong shape")
     clean_pred = fitted.classifier.predict(x)
     adv_pred = fitted.classifier.predict(x_adv)
     correct = clean_pred == y

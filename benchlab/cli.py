@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -22,7 +24,9 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (SpecError, PluginError, FileNotFoundError, ValueError) as error:
+        except (SpecError, PluginError, OSError, ValueError) as error:
+            if (ctx.obj or {}).get("verbose"):  # -v: the traceback too
+                raise
             raise click.ClickException(str(error)) from None
 
 
@@ -32,6 +36,30 @@ class _Group(click.Group):
 def main(verbose: bool):
     """Which defense survives which attack, on which architecture?"""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    click.get_current_context().obj = {"verbose": verbose}
+
+
+def _verbose() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and (ctx.find_root().obj or {}).get("verbose"))
+
+
+def _run_dir(out) -> None:
+    """Create the run directory now: a bad --out is one line before any work, not a traceback after."""
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.ClickException(f"--out {out}: cannot create the run directory ({error.strerror})") from None
+
+
+def _existing_store(out):
+    """The results database of ``out``; reading commands never create one."""
+    from .store import DB_NAME, ResultsStore
+
+    if not Path(out, DB_NAME).is_file():
+        raise click.ClickException(f"no results database in {out!r} ({DB_NAME} not found); "
+                                   f"run `benchlab run --out {out}` first")
+    return ResultsStore(out)
 
 
 def _run_options(func):
@@ -54,8 +82,7 @@ def _run_options(func):
 @click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local", show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes / Ray CPUs.")
 @click.option("--threads", type=click.IntRange(1),
-              help="Torch threads per cell [default: torch's choice (local), cores / workers (process), "
-                   "1 (ray)]. Use 1 on a machine shared with other jobs.")
+              help="Torch threads per cell, on every executor [default: 1]; part of each cell's identity.")
 @click.option("--ray-address", help="Join this Ray cluster (default: start a local one).")
 @click.option("--gpus-per-cell", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Ray GPU share per cell (0.25 packs four small cells on a GPU).")
@@ -71,18 +98,24 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
 
     Finished cells are skipped, so a killed run resumes where it stopped.
     """
-    from .cell import Settings
+    from .cell import RETRIED_FAILURES, Settings
     from .matrix import describe, load_matrix
     from .metrics import TableMetrics
     from .runner import run_matrix
     from .store import ResultsStore
+    from .validation import check_request
 
+    if not dry_run:
+        _run_dir(out)
     registry = get_registry()
     matrix = load_matrix(matrix_name, registry, seeds)
     TableMetrics.from_registry(registry, forced=metric, blocks=matrix.blocks)  # a bad metric fails before the run
+    if threads is not None:  # the dry run must show the cells (identities) the run would have
+        matrix.numerics = replace(matrix.numerics, threads=threads)
     if dry_run:
-        cells = matrix.expand(registry)
-        done = ResultsStore(out).finished_ids() if Path(out, "results.sqlite").exists() else set()
+        cells = check_request(matrix, registry, device=device, data_root=data_root, download=download)
+        done = (ResultsStore(out).finished_ids(retry_kinds=(*RETRIED_FAILURES, "unknown"))  # as run would skip
+                if Path(out, "results.sqlite").exists() else set())
         click.echo(describe(matrix, cells))
         rows = [[c.dataset, c.threat, c.attack, c.defense, c.victim, c.seed,
                  "done" if c.cell_id in done else (f"n/a: {c.reason}" if c.reason else "todo")] for c in cells]
@@ -96,9 +129,13 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
     dest = Path(leaderboard_to or Path("leaderboards") / matrix.name)
     _render(out, dest, matrix.name, matrix, metric)
     click.echo(f"leaderboard: {dest}/README.md")
-    if summary.unfinished or summary.counts["failed"]:
-        click.echo("some cells failed or did not finish: `benchlab show --out DIR --status failed --json` "
-                   "has the tracebacks; rerun to resume", err=True)
+    if summary.failed:
+        click.echo(f"{summary.failed} cells failed: `benchlab show --out {out} --status failed` says why "
+                   f"(--json for tracebacks). Failures of the environment or the request are retried by "
+                   f"rerunning the same command once fixed; to rerun the others add --retry-failed.", err=True)
+    if summary.unfinished:
+        click.echo(f"{summary.unfinished} cells did not finish: rerun the same command to resume.", err=True)
+    if summary.unfinished or summary.failed:
         sys.exit(1)
 
 
@@ -108,10 +145,10 @@ def _render(out, dest: Path, title: str, matrix=None, metric: str | None = None,
     from .manifest import git_commit
     from .matrix import installed_cell_id
     from .metrics import TableMetrics
-    from .store import ResultsStore, rows_frame
+    from .store import rows_frame
 
     registry = get_registry()
-    rows = ResultsStore(out).rows()
+    rows = _existing_store(out).rows()
     frame = rows_frame(rows)
     blocks = None
     if matrix is not None:
@@ -121,7 +158,7 @@ def _render(out, dest: Path, title: str, matrix=None, metric: str | None = None,
             frame = frame[frame["cell"].isin(set().union(*blocks.values()))]
     else:  # which rows the installed code would have written: those of a cell are its current rows
         installed = {installed_cell_id(registry, r["dataset"], r["attack"], r["defense"], r["victim"], r["seed"],
-                                       r["params"].get("recipe") or {}) for r in rows}
+                                       r["params"].get("recipe") or {}, _recorded_numerics(r)) for r in rows}
     attacks = frame["attack"].unique() if not frame.empty else ()
     metrics = TableMetrics.from_registry(registry, forced=metric, blocks=matrix.blocks if matrix else (),
                                          attacks=attacks)
@@ -130,12 +167,22 @@ def _render(out, dest: Path, title: str, matrix=None, metric: str | None = None,
            manifest={"git_commit": git_commit(), "results": str(Path(out).resolve())})
 
 
+def _recorded_numerics(row: dict):
+    """The numerics a row was computed under (its cell's identity includes them); default when unreadable."""
+    from .numerics import Numerics
+
+    try:
+        return Numerics(**row["manifest"]["numerics"])
+    except (KeyError, TypeError, ValueError):
+        return Numerics()
+
+
 @main.command()
 @click.option("--dataset", default="digits", show_default=True)
 @click.option("--attack", default="clean", show_default=True)
 @click.option("--defense", default="erm", show_default=True)
 @click.option("--victim", default="mlp", show_default=True)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--epochs", type=click.IntRange(0), help="Override the victim's number of training epochs.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
               help="Run directory (artifact cache); the database is not written.")
@@ -145,17 +192,23 @@ def cell(dataset, attack, defense, victim, seed, epochs, out, device, data_root,
     """Run one cell and print its metrics."""
     from .cell import Settings, run_cell
     from .matrix import Matrix
+    from .validation import check_request
 
+    _run_dir(out)
     block = {"name": "cell", "datasets": [dataset], "attacks": [attack], "defenses": [defense],
              "victims": [victim], "seeds": [seed], "recipe": {"epochs": epochs} if epochs is not None else {},
              "budgets": {}}
-    (the_cell,) = Matrix("cell", [block]).expand(get_registry())
+    (the_cell,) = check_request(Matrix("cell", [block], source="benchlab cell"), get_registry(), device=device,
+                                data_root=data_root, download=download)
     row = run_cell(the_cell, Settings(out=str(out), device=device, data_root=data_root, download=download,
                                       matrix="cell"))
     if as_json:
         click.echo(json.dumps(row, indent=2, sort_keys=True, default=str))
     else:
-        click.echo(f"{the_cell.label()}: {row['status']}" + (f" ({row['reason']})" if row["reason"] else ""))
+        reason = row["reason"] or ""
+        if not _verbose():  # the traceback only with -v (or in --json)
+            reason = reason.splitlines()[0] if reason else ""
+        click.echo(f"{the_cell.label()}: {row['status']}" + (f" ({reason})" if reason else ""))
         click.echo(tabulate(sorted(row["metrics"].items()), headers=["metric", "value"]))
     if row["status"] == "failed":
         sys.exit(1)
@@ -228,9 +281,7 @@ def leaderboard(out, dest, matrix_name, metric, include_superseded):
 @click.option("--json", "as_json", is_flag=True, help="Full rows (metrics, manifest, tracebacks) as JSON.")
 def show(out, status, as_json):
     """Show the cells recorded in a run directory."""
-    from .store import ResultsStore
-
-    rows = [r for r in ResultsStore(out).rows() if status is None or r["status"] == status]
+    rows = [r for r in _existing_store(out).rows() if status is None or r["status"] == status]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -240,6 +291,12 @@ def show(out, status, as_json):
              for r in rows]
     click.echo(tabulate(table, headers=["dataset", "attack", "defense", "victim", "seed", "status", "acc",
                                         "time", "version", "reason"]))
+    failures = Counter((r["manifest"].get("failure_kind", "unknown"), (r["reason"] or "?").splitlines()[0][:120])
+                       for r in rows if r["status"] == "failed")
+    if failures:
+        click.echo(f"\n{sum(failures.values())} failed cells, by reason:")
+        for (kind, why), count in failures.most_common():
+            click.echo(f"  {count} x [{kind}] {why}")
 
 
 def _headline(row: dict) -> str:

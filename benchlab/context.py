@@ -60,6 +60,8 @@ class Context:
     # dataset, such as a transfer source, must read it from the same place.
     data_root: Path | None = None
     download: bool = False
+    # The cell's Numerics.key() (threads, matmul precision, determinism): part of artifact keys.
+    numerics: tuple = ()
 
     def recipe(self, victim: Victim, **changes) -> Recipe:
         """The victim's recipe with the matrix overrides, then the caller's ``changes``, applied."""

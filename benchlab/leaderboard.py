@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cache import cache_key
+from .cache import cache_key, file_sha256
 from .lineage import UNKNOWN, layers, split_current, superseded_table, with_lineage
 from .metrics import DEFAULT as HEADLINE
 from .metrics import TableMetrics
@@ -147,7 +147,8 @@ def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", ma
     _remove_stale(dest, {p.name for p in written})
     info = {"title": title, "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "cells": int(len(current)), "superseded": int(len(superseded)),
-            "files": sorted(p.name for p in written), **(manifest or {})}
+            "files": sorted(p.name for p in written),
+            "file_sha256": {p.name: file_sha256(p) for p in written}, **(manifest or {})}
     (dest / "manifest.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
     return [*written, dest / "manifest.json"]
 
@@ -163,16 +164,23 @@ def _superseded_lines(superseded: pd.DataFrame, current: pd.DataFrame, rendered:
 
 
 def _remove_stale(dest: Path, current: set[str]) -> None:
-    """Delete the tables and plots an earlier render listed in its manifest and this one did not
-    write (a renamed block, a dropped attack); files benchlab did not write are never touched."""
+    """Delete the tables and plots an earlier render wrote and this one did not (a renamed block,
+    a dropped attack). The manifest is untrusted: a file goes only if it is a plain name in
+    ``dest`` and still has the content hash that render recorded, so files benchlab did not
+    write, or that were edited since, are never touched."""
     try:
-        previous = json.loads((dest / "manifest.json").read_text()).get("files", [])
+        previous = json.loads((dest / "manifest.json").read_text()).get("file_sha256", {})
     except (OSError, ValueError):
         return
-    for name in set(previous) - current:
-        path = dest / Path(name).name  # names only: never outside dest
-        if path.suffix in (".csv", ".md", ".png"):
-            path.unlink(missing_ok=True)
+    if not isinstance(previous, dict):
+        return
+    for name, digest in previous.items():
+        if not isinstance(name, str) or name in current or name != Path(name).name or name in ("", ".", ".."):
+            continue
+        path = dest / name
+        if path.suffix in (".csv", ".md", ".png") and path.is_file() and not path.is_symlink() \
+                and file_sha256(path) == digest:
+            path.unlink()
 
 
 def _render_section(frame: pd.DataFrame, dest: Path, heading: str, prefix: str, index_lines: list[str],

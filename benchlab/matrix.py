@@ -20,8 +20,10 @@ from .cache import cache_key
 from .code_identity import canonical_spec, cell_code, code_version
 from .interfaces import Plugin
 from .lineage import logical_key
+from .numerics import Numerics
 from .params import SpecError, closest, parse_spec
 from .plugins import PluginError, Registry
+from .validation import check_matrix_data
 
 PRESETS = ("smoke", "quick", "paper", "full")
 AXES = ("datasets", "attacks", "defenses", "victims")
@@ -41,6 +43,7 @@ class Cell:
     seed: int
     threat: str
     recipe: tuple = ()  # sorted (field, value) overrides of the victim's training recipe
+    numerics: tuple = ()  # Numerics.key(): threads, matmul precision, determinism (benchlab.numerics)
     identity: str = field(default="", compare=False)
     reason: str | None = field(default=None, compare=False)  # set when the cell is n/a
     # What the row records: the code that computes the cell (benchlab.code_identity) and every
@@ -70,17 +73,20 @@ class Matrix:
     name: str
     blocks: list[dict]
     description: str = ""
+    source: str = ""  # the file (or preset) it was loaded from, for error messages
+    numerics: Numerics = field(default_factory=Numerics)  # part of every cell's identity
 
     def block_cells(self, registry: Registry) -> dict[str, set[str]]:
         """Each block's logical cells (``benchlab.lineage.logical_key``), before deduplication: the
         leaderboard renders one table per block, from the rows of any code that computed its cells."""
-        return {block["name"]: {cell.logical_key for cell in _expand_block(block, registry)} for block in self.blocks}
+        return {block["name"]: {cell.logical_key for cell in _expand_block(block, registry, self.numerics)}
+                for block in self.blocks}
 
     def expand(self, registry: Registry) -> list[Cell]:
         """All cells of all blocks, deduplicated, in an order that maximises artifact reuse."""
         cells: dict[str, Cell] = {}
         for block in self.blocks:
-            for cell in _expand_block(block, registry):
+            for cell in _expand_block(block, registry, self.numerics):
                 cells.setdefault(cell.cell_id, cell)
         # Same dataset, then same poison, then same trained victim: consecutive cells share artifacts.
         return sorted(cells.values(), key=lambda c: (c.dataset, c.seed, c.threat != "poison",
@@ -97,7 +103,7 @@ def load_matrix(name_or_path: str, registry: Registry, seeds: int | None = None)
         data["block"] = [*data.get("block", []), *registry.matrices.get(name_or_path, [])]
         if not data["block"]:
             raise SpecError(f"preset {name_or_path!r} has no blocks yet: no installed plugin contributes to it")
-        name = name_or_path
+        name, where = name_or_path, f"preset {name_or_path!r}"
     elif path.suffix == ".toml" or path.exists():
         if not path.exists():
             raise SpecError(f"matrix file {str(path)!r} does not exist")
@@ -105,11 +111,27 @@ def load_matrix(name_or_path: str, registry: Registry, seeds: int | None = None)
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as error:
             raise SpecError(f"matrix file {path}: {error}") from None
-        name = data.get("name", path.stem)
+        name, where = _valid_name(data.get("name", path.stem), path), f"matrix file {path}"
     else:
         presets = [*PRESETS, *(p for p in registry.matrices if p not in PRESETS)]
         raise SpecError(f"unknown matrix {name_or_path!r}; presets: {', '.join(presets)}, or a path to a .toml file")
-    return Matrix(name, _blocks(data, seeds), data.get("description", ""))
+    check_matrix_data(data, where, registry)
+    try:
+        blocks = _blocks(data, seeds)
+    except SpecError as error:
+        raise SpecError(f"{where}: {error}") from None
+    return Matrix(name, blocks, data.get("description", ""), where)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def _valid_name(name, path: Path) -> str:
+    """A matrix name names the leaderboard folder: a plain name, never a path."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise SpecError(f"matrix file {path}: name {name!r} is not a valid name: use letters, digits, '-', '_' "
+                        f"and '.' (it names the leaderboard folder; it is not a path)")
+    return name
 
 
 def _blocks(data: dict, seeds: int | None) -> list[dict]:
@@ -168,7 +190,8 @@ def _axis_specs(kind: str, entries: list[str], excludes: list[str], registry: Re
             if not any(fnmatch.fnmatchcase(parse_spec(s).name, p) or s == p for p in excludes)]
 
 
-def _expand_block(block: dict, registry: Registry):
+def _expand_block(block: dict, registry: Registry, numerics: Numerics | None = None):
+    numerics = numerics or Numerics()
     axes = {axis: _axis_specs(axis, list(block[axis]), list(block.get(f"exclude_{axis}", [])), registry)
             for axis in AXES}
     recipe = tuple(sorted(block["recipe"].items()))
@@ -190,19 +213,19 @@ def _expand_block(block: dict, registry: Registry):
                              (("dataset", dataset), ("attack", attack), ("defense", defense), ("victim", victim))}
                     for seed in block["seeds"]:
                         identity = cache_key(dataset.identity(), attack.identity(), defense.identity(),
-                                             victim.identity(), seed, recipe, code)
+                                             victim.identity(), seed, recipe, code, numerics.as_dict())
                         yield Cell(block["name"], dataset.spec, attack.spec, defense.spec, victim.spec, seed,
-                                   attack.threat, recipe, identity, reason, code, specs)
+                                   attack.threat, recipe, numerics.key(), identity, reason, code, specs)
 
 
 def installed_cell_id(registry: Registry, dataset: str, attack: str, defense: str, victim: str, seed: int,
-                      recipe: dict) -> str | None:
+                      recipe: dict, numerics: Numerics | None = None) -> str | None:
     """The id a recorded cell (its display specs) has under the installed code; None when a spec no
     longer resolves (a plugin removed or renamed). Recorded specs already carry the filled budgets."""
     block = {"name": "", "datasets": [dataset], "attacks": [attack], "defenses": [defense], "victims": [victim],
              "seeds": [seed], "recipe": dict(recipe), "budgets": {}}
     try:
-        (cell,) = _expand_block(block, registry)
+        (cell,) = _expand_block(block, registry, numerics)
     except (SpecError, PluginError, ValueError):
         return None
     return cell.cell_id

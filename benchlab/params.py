@@ -8,6 +8,7 @@ A plugin declares its parameters as a tuple of :class:`Param`; a spec string suc
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ class Param:
     low: float | None = None
     high: float | None = None
     required: bool = False
+    keyword_only: bool = False  # never filled by a positional value (``name:a,b``)
 
     def parse(self, owner: str, raw: Any) -> Any:
         value = self._convert(owner, raw)
@@ -46,6 +48,8 @@ class Param:
                 f"{owner}: {self.name}={raw!r} is not allowed; choose one of "
                 f"{', '.join(map(str, self.choices))}"
             )
+        if self.type is float and value is not None and not math.isfinite(value):
+            raise SpecError(f"{owner}: {self.name}={raw!r} is not a finite number")
         if self.type in (int, float):
             if self.low is not None and value < self.low:
                 raise SpecError(f"{owner}: {self.name}={value} is below the minimum {self.low}")
@@ -114,12 +118,13 @@ def resolve_params(owner: str, declared: tuple[Param, ...], spec: Spec, override
     """Validate a spec against declared parameters and return every value (defaults filled)."""
     by_name = {p.name: p for p in declared}
     given: dict[str, Any] = {}
-    if len(spec.positional) > len(declared):
+    positional = [p for p in declared if not p.keyword_only]
+    if len(spec.positional) > len(positional):
         raise SpecError(
             f"{owner}: too many positional values {list(spec.positional)}; "
-            f"parameters are {', '.join(by_name) or '(none)'}"
+            f"positional parameters are {', '.join(p.name for p in positional) or '(none)'}"
         )
-    for param, raw in zip(declared, spec.positional):
+    for param, raw in zip(positional, spec.positional):
         given[param.name] = raw
     for key, raw in [*spec.options, *(overrides or {}).items()]:
         key = key.replace("-", "_")

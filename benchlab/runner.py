@@ -12,21 +12,26 @@ cache lock of an artifact another worker is still building while other cells cou
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import multiprocessing
-import os
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .cell import Settings, run_cell
+from .cell import RETRIED_FAILURES, Settings, run_cell
 from .matrix import Cell, Matrix
 from .plugins import get_registry
+from .reaper import guard_descendants
 from .store import ResultsStore
+from .validation import check_request
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "process", "ray")
@@ -38,6 +43,11 @@ class RunSummary:
     skipped: int = 0
     counts: Counter = field(default_factory=Counter)
     unfinished: int = 0
+    failed_before: int = 0  # skipped cells whose recorded row is a failure (of code)
+
+    @property
+    def failed(self) -> int:
+        return self.counts["failed"] + self.failed_before
 
     @property
     def cell_ids(self) -> set[str]:
@@ -47,6 +57,8 @@ class RunSummary:
         parts = [f"{self.counts[s]} {s}" for s in ("ok", "failed", "n/a") if self.counts[s]]
         text = f"{len(self.cells)} cells: {self.skipped} already done"
         text += f", ran {sum(self.counts.values())} ({', '.join(parts) or 'none'})"
+        if self.failed_before:
+            text += f"; {self.failed_before} of the done cells had failed"
         if self.unfinished:
             text += f", {self.unfinished} unfinished (rerun to resume)"
         return text
@@ -66,23 +78,29 @@ def run_matrix(
 ) -> RunSummary:
     """Run every cell of ``matrix`` not yet in the database under ``settings.out``.
 
-    ``threads``: torch intra-op threads per cell. Default: torch's own choice for ``local``, the
-    machine's cores divided by ``workers`` for ``process``, one per Ray CPU for ``ray``. On a
-    machine shared with other jobs, 1 avoids OpenMP spin-waiting (10-30x slowdowns measured).
+    ``threads``: torch intra-op threads per cell, the same on every executor (default
+    ``matrix.numerics``: 1, see :mod:`benchlab.numerics`); part of each cell's identity.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be >= 1, not {threads}")
-    if executor == "ray" and ray_address is None and (threads or 1) > workers:
+    if threads is not None:
+        matrix = dataclasses.replace(matrix, numerics=dataclasses.replace(matrix.numerics, threads=threads))
+    threads = matrix.numerics.threads
+    if executor == "ray" and ray_address is None and threads > workers:
         # a task asking for more CPUs than the local cluster has would wait forever
         raise ValueError(f"threads={threads} exceeds the {workers} CPUs of the local Ray cluster "
                          f"(workers); raise workers or lower threads")
-    cells = matrix.expand(get_registry())
+    # The whole request is checked before any work: nothing invalid ever becomes a row.
+    cells = check_request(matrix, get_registry(), device=settings.device, data_root=settings.data_root,
+                          download=settings.download)
     store = ResultsStore(settings.out)
-    done = store.finished_ids(("ok", "n/a") if retry_failed else ("ok", "n/a", "failed"))
+    # Failures of the environment or of the request (and rows older than failure kinds) are
+    # retried automatically; failures of code only with retry_failed.
+    done = store.finished_ids(("ok", "n/a") if retry_failed else ("ok", "n/a", "failed"),
+                              retry_kinds=(*RETRIED_FAILURES, "unknown"))
     todo = [c for c in cells if c.cell_id not in done]
     summary = RunSummary(cells, skipped=len(cells) - len(todo))
+    summary.failed_before = len(done & {c.cell_id for c in cells} - store.finished_ids(("ok", "n/a")))
     # n/a cells cost nothing: record them here rather than shipping them to workers.
     runnable = [c for c in todo if c.reason is None]
     for cell in (c for c in todo if c.reason is not None):
@@ -108,14 +126,16 @@ def _record(store: ResultsStore, summary: RunSummary, row: dict) -> None:
 
 
 def _execute(cells: list[Cell], settings: Settings, executor: str, workers: int,
-             ray_address: str | None, gpus_per_cell: float, threads: int | None) -> Iterator[dict]:
+             ray_address: str | None, gpus_per_cell: float, threads: int) -> Iterator[dict]:
+    """Rows of ``cells``; each cell applies its own numerics (threads included) wherever it runs."""
     if not cells:
         return iter(())
     if executor == "local":
-        return _local(cells, settings, threads)
+        return (run_cell(cell, settings) for cell in cells)
+    guard_descendants()  # no worker, resource tracker or Ray process outlives this driver
     if executor == "process":
-        return _process_pool(cells, settings, workers, threads or max(1, (os.cpu_count() or 1) // workers))
-    return _ray(cells, settings, ray_address, gpus_per_cell, workers, threads or 1)
+        return _process_pool(cells, settings, workers)
+    return _ray(cells, settings, ray_address, gpus_per_cell, workers, threads)
 
 
 def artifact_group(cell: Cell) -> tuple:
@@ -142,34 +162,11 @@ class ArtifactSchedule:
         return self._waiting.pop(artifact_group(cell), [])
 
 
-def _limit_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _local(cells: list[Cell], settings: Settings, threads: int | None) -> Iterator[dict]:
-    import torch
-
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield from (run_cell(cell, settings) for cell in cells)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _run_cell_with_threads(cell: Cell, settings: Settings, threads: int) -> dict:
-    _limit_threads(threads)
-    return run_cell(cell, settings)
-
-
-def _process_pool(cells: list[Cell], settings: Settings, workers: int, threads: int) -> Iterator[dict]:
+def _process_pool(cells: list[Cell], settings: Settings, workers: int) -> Iterator[dict]:
     # spawn, not fork: forking a process that has initialised torch's thread pools is unsafe.
     context = multiprocessing.get_context("spawn")
     schedule = ArtifactSchedule(cells)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
         try:
             running = {pool.submit(run_cell, cell, settings): cell for cell in schedule.ready}
             while running:
@@ -189,19 +186,23 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
     except ImportError:
         raise RuntimeError("the ray executor needs Ray: pip install 'benchlab[ray]'") from None
     started_here = not ray.is_initialized()
+    temp_dir = None if address or not started_here else ray_temp_dir(settings.out)
     if started_here:
         # A local cluster sized by --workers when no address is given; otherwise join the cluster.
+        # Its output stays out of the terminal unless -v, and its session logs go under --out.
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                 log_to_driver=False, ignore_reinit_error=True)
-    remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=1)(_run_cell_with_threads)
+                 log_to_driver=False, ignore_reinit_error=True, configure_logging=True,
+                 logging_level=logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR,
+                 _temp_dir=temp_dir)
+    remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=1)(run_cell)
     schedule = ArtifactSchedule(cells)
-    pending = {remote.remote(cell, settings, threads): cell for cell in schedule.ready}
+    pending = {remote.remote(cell, settings): cell for cell in schedule.ready}
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 cell = pending.pop(ref)
-                pending.update({remote.remote(c, settings, threads): c for c in schedule.finished(cell)})
+                pending.update({remote.remote(c, settings): c for c in schedule.finished(cell)})
                 try:
                     yield ray.get(ref)
                 except ray.exceptions.RayError as error:  # the worker died twice: leave it for a rerun
@@ -211,3 +212,25 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
             ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
+        if temp_dir and Path(temp_dir).is_symlink():
+            Path(temp_dir).unlink(missing_ok=True)
+
+
+# Ray puts Unix sockets in its session folder, whose paths may not exceed 107 bytes; the session
+# folder's own name takes about 60 of them.
+_SOCKET_ROOM = 40
+
+
+def ray_temp_dir(out: str) -> str:
+    """Ray's temp folder: ``OUT/ray``, reached through a short symlink when that path is too long
+    for Ray's socket paths, so the session logs still land under ``--out``."""
+    target = (Path(out) / "ray").resolve()
+    target.mkdir(parents=True, exist_ok=True)
+    if len(str(target)) <= _SOCKET_ROOM:
+        return str(target)
+    digest = hashlib.sha256(str(target).encode()).hexdigest()[:12]
+    link = Path(tempfile.gettempdir()) / f"benchlab-ray-{digest}"
+    if not (link.is_symlink() and link.resolve() == target):
+        link.unlink(missing_ok=True)
+        link.symlink_to(target, target_is_directory=True)
+    return str(link)

@@ -78,10 +78,17 @@ class ResultsStore:
         with closing(self._connect()) as db, db:
             db.execute(f"INSERT OR REPLACE INTO cells ({columns}) VALUES ({marks})", values)
 
-    def finished_ids(self, statuses=("ok", "n/a", "failed")) -> set[str]:
+    def finished_ids(self, statuses=("ok", "n/a", "failed"), retry_kinds=()) -> set[str]:
+        """Cells with one of ``statuses``, except failed ones whose manifest ``failure_kind`` is in
+        ``retry_kinds`` (rows from before kinds were recorded count as ``unknown``)."""
         marks = ",".join("?" * len(statuses))
+        query = f"SELECT cell_id FROM cells WHERE status IN ({marks})"
+        if retry_kinds:
+            kinds = ",".join("?" * len(retry_kinds))
+            query += (f" AND NOT (status = 'failed' AND "
+                      f"coalesce(json_extract(manifest, '$.failure_kind'), 'unknown') IN ({kinds}))")
         with closing(self._connect()) as db:
-            rows = db.execute(f"SELECT cell_id FROM cells WHERE status IN ({marks})", tuple(statuses))
+            rows = db.execute(query, (*statuses, *retry_kinds))
             return {r[0] for r in rows}
 
     def rows(self, matrix: str | None = None) -> list[dict]:

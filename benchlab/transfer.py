@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 
 SOURCE_PARAMS = (
     Param("source", str, None, "craft on the victim trained by this defense (e.g. erm) and score on the cell's "
-                               "model: transfer / 'Fixed' evaluation (None: white-box on the cell's model)"),
-    Param("source_victim", str, None, "with source: craft on this victim instead of the cell's (e.g. lenet5)"),
+                               "model: transfer / 'Fixed' evaluation (None: white-box on the cell's model)",
+          keyword_only=True),
+    Param("source_victim", str, None, "with source: craft on this victim instead of the cell's (e.g. lenet5)",
+          keyword_only=True),
 )
 
 

@@ -184,6 +184,7 @@ def test_parallel_executors_fill_the_same_rows(tmp_path, registry, executor):
     expected = {r["cell_id"]: _numbers(r) for r in ResultsStore(tmp_path / "local").rows()}
     got = {r["cell_id"]: _numbers(r) for r in ResultsStore(tmp_path / executor).rows()}
     assert got.keys() == expected.keys()
+    assert got == expected  # identical numerics on every executor: identical metrics
     rows = ResultsStore(tmp_path / executor).rows()
     assert {r["manifest"]["torch_threads"] for r in rows} == {1}
     # clean, none and fgsm share one clean-trained mlp per defense: the cache lock makes the workers
