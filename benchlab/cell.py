@@ -91,7 +91,8 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     cache = ArtifactCache(Path(settings.out) / "cache")
     ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=settings.progress,
                   recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim,
-                  data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download)
+                  data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download,
+                  registry=registry)
 
     def reference(defense_spec: str, victim_spec: str | None = None):
         """The victim (or ``victim_spec``) trained by ``defense_spec`` on clean data: transfer sources."""

@@ -17,7 +17,8 @@ from .train import Recipe
 if TYPE_CHECKING:
     from .cache import ArtifactCache
     from .classifier import Classifier
-    from .interfaces import Victim
+    from .interfaces import Plugin, Victim
+    from .plugins import Registry
 
 
 def resolve_device(device: str | None = "auto") -> torch.device:
@@ -60,10 +61,18 @@ class Context:
     # dataset, such as a transfer source, must read it from the same place.
     data_root: Path | None = None
     download: bool = False
+    # The registry of the run: ``create`` resolves nested specs (a surrogate victim, a source dataset).
+    registry: Registry | None = None
 
     def recipe(self, victim: Victim, **changes) -> Recipe:
         """The victim's recipe with the matrix overrides, then the caller's ``changes``, applied."""
         return victim.recipe.override(**self.recipe_overrides).override(**changes)
+
+    def create(self, kind: str, spec: str) -> Plugin:
+        """A registered component (``ctx.create("victims", "graynet")``) from the run's registry."""
+        if self.registry is None:
+            raise RuntimeError(f"this context has no registry to create {kind[:-1]} {spec!r} from")
+        return self.registry.create(kind, spec)
 
     def generator(self, salt: int = 0) -> torch.Generator:
         """A CPU generator seeded from the cell seed (``salt`` separates independent streams)."""

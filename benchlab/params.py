@@ -28,7 +28,12 @@ def closest(word: str, choices, n: int = 3) -> str:
 
 @dataclass(frozen=True)
 class Param:
-    """One declared parameter: type, default, and optional choices or numeric range."""
+    """One declared parameter: type, default, and optional choices or numeric range.
+
+    ``kind`` (``"attacks"``, ``"defenses"``, ``"victims"`` or ``"datasets"``) makes the value a nested
+    spec of a registered component of that kind (``source=erm``, ``surrogate=graynet``): the value
+    stays its spec text, and the registry that creates the owner checks that it resolves.
+    """
 
     name: str
     type: type = float
@@ -38,6 +43,7 @@ class Param:
     low: float | None = None
     high: float | None = None
     required: bool = False
+    kind: str | None = None
 
     def parse(self, owner: str, raw: Any) -> Any:
         value = self._convert(owner, raw)
@@ -80,6 +86,8 @@ class Param:
             out["choices"] = list(self.choices)
         if self.low is not None or self.high is not None:
             out["range"] = [self.low, self.high]
+        if self.kind is not None:
+            out["kind"] = self.kind
         return out
 
 

@@ -76,7 +76,17 @@ class Registry:
         """Instantiate ``spec`` (e.g. ``pgd:norm=l2,eps=1.5``) with validated parameters."""
         parsed = parse_spec(spec) if isinstance(spec, str) else spec
         cls = self.get(kind, parsed.name)
-        return cls(**resolve_params(parsed.name, cls.params, parsed, overrides))
+        values = resolve_params(parsed.name, cls.params, parsed, overrides)
+        for param in cls.params:  # nested specs (source=erm) must resolve here, in this registry
+            if param.kind is not None and values.get(param.name) is not None:
+                try:
+                    self.create(param.kind, values[param.name])
+                except SpecError as error:
+                    raise SpecError(f"{parsed.name}: {param.kind[:-1]} spec {values[param.name]!r} "
+                                    f"does not resolve: {error}") from None
+        plugin = cls(**values)
+        plugin.registry = self
+        return plugin
 
     def plugin_of(self, kind: str, name: str) -> str:
         return self.entries[kind][name].plugin

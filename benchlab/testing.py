@@ -68,6 +68,7 @@ def tiny_splits(per_class: int = 12) -> DataSplits:
 
 
 def make_context(splits: DataSplits, seed: int = 0, **changes) -> Context:
+    changes.setdefault("registry", get_registry())
     return Context(seed=seed, device=torch.device("cpu"), info=splits.info, monitor=splits.test, **changes)
 
 

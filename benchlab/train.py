@@ -48,6 +48,10 @@ class Recipe:
         return replace(self, **changes)
 
 
+# The recipe of small Adam-trained victims (MLPs, LeNet-style CNNs) on small images.
+ADAM_RECIPE = Recipe(optimizer="adam", lr=1e-3, epochs=20, batch_size=64)
+
+
 @dataclass
 class History:
     """Per-epoch training record; final and peak clean test accuracy come from here."""

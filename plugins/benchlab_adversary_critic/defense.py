@@ -12,12 +12,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from benchlab.classifier import TorchClassifier
-from benchlab.context import Context
-from benchlab.data import TensorData
-from benchlab.interfaces import Defense, Fitted, Victim
-from benchlab.params import Param
-from benchlab.train import History, evaluate, fit
+from benchlab import Context, Defense, Fitted, History, Param, TensorData, TorchClassifier, Victim, evaluate, fit
 
 from .critic import AdversaryCritic, critic_objective, fooling_objective
 from .mapping import ClassConfidence, adversarial_mapping, cycle_consistency

@@ -19,8 +19,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from benchlab.defense_base import TrainingDefense
-from benchlab.params import Param
+from benchlab import Param, TrainingDefense
 
 from .high_confidence import TINY, per_example
 

@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import torch
 
-from benchlab.context import Context
-from benchlab.data import DataSplits, TensorData
-from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
-from benchlab.norms import chunks, eps_param, fraction_param, missing_budget, norm_param, resolve_budget
-from benchlab.params import Param
-from benchlab.poisoning import CRAFT_CHUNK, poison_mask, stamp
+from benchlab import (
+    CRAFT_CHUNK,
+    RANDOM_PATTERN_SALT,
+    Context,
+    DataSplits,
+    Fitted,
+    Param,
+    PoisonAttack,
+    PoisonedSet,
+    TensorData,
+    chunks,
+    eps_param,
+    fraction_param,
+    missing_budget,
+    norm_param,
+    poison_mask,
+    random_pattern,
+    resolve_budget,
+    stamp,
+)
 
 
 class Clean(PoisonAttack):
@@ -87,15 +101,11 @@ class RandomPixels(PoisonAttack):
 
     def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
         pixels = int(resolve_budget(self.p.pixels, "l0", ctx))
-        channels, height, width = train.x.shape[1:]
-        if pixels > height * width:
-            raise ValueError(f"random-pixels: pixels={pixels} exceeds the {height}x{width} image")
-        classes = ctx.info.num_classes
-        generator = ctx.generator(202)
-        # Distinct locations per class: the first N of a random permutation of all positions.
-        flat = torch.rand(classes, height * width, generator=generator).argsort(1)[:, :pixels]
-        locations = torch.stack((flat // width, flat % width), dim=-1)
-        values = torch.rand(classes, pixels, channels, generator=generator)
+        generator = ctx.generator(RANDOM_PATTERN_SALT)
+        try:
+            locations, values = random_pattern(ctx.info.num_classes, pixels, tuple(train.x.shape[1:]), generator)
+        except ValueError as error:
+            raise ValueError(f"random-pixels: {error}") from None
         mask = poison_mask(len(train), self.p.fraction, generator, train.device)
         x = train.x.clone()
         index = mask.nonzero().squeeze(1)

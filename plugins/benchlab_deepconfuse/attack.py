@@ -6,15 +6,25 @@ import time
 
 import torch
 
-from benchlab import poison_mask as choose
-from benchlab.cache import cache_key
-from benchlab.classifier import TorchClassifier
-from benchlab.context import Context
-from benchlab.data import DataSplits, TensorData
-from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
-from benchlab.norms import eps_param, fraction_param, missing_budget, resolve_budget
-from benchlab.params import Param, SpecError
-from benchlab.plugins import get_registry
+from benchlab import (
+    Context,
+    DataSplits,
+    Fitted,
+    Param,
+    PoisonAttack,
+    PoisonedSet,
+    SpecError,
+    TensorData,
+    TorchClassifier,
+    cache_key,
+    eps_param,
+    fraction_param,
+    missing_budget,
+    resolve_budget,
+)
+from benchlab import (
+    poison_mask as choose,
+)
 
 from . import figures
 from .confuse import ConfuseSettings, poisoned, train_generator
@@ -57,7 +67,8 @@ class DeepConfuse(PoisonAttack):
         Param("target", str, "none", "none: untargeted (Sec. 3); shift: label-specific, eta(y)=(y+shift) mod K",
               choices=("none", "shift")),
         Param("shift", int, 1, "label shift of the label-specific variant", low=1),
-        Param("surrogate", str, None, "surrogate victim spec (None: deepconfuse-cnn for grayscale, cnn5 for colour)"),
+        Param("surrogate", str, None, "surrogate victim spec (None: deepconfuse-cnn for grayscale, cnn5 for colour)",
+              kind="victims"),
         Param("maxiter", int, 20, "surrogate SGD steps per trial (0: one pass over the data)", low=0),
         Param("batch_size", int, 128, "mini-batch size of surrogate and generator updates", low=1),
         Param("lr_f", float, 0.05, "alpha_f: surrogate SGD rate and pseudo-update step", low=0.0),
@@ -77,7 +88,7 @@ class DeepConfuse(PoisonAttack):
         if missing:
             return missing
         try:
-            surrogate = get_registry().create("victims", self.surrogate_spec(info))
+            surrogate = self.create("victims", self.surrogate_spec(info))
         except SpecError as error:
             return f"deepconfuse: bad surrogate: {error}"
         if surrogate.framework != "torch":
@@ -104,7 +115,7 @@ class DeepConfuse(PoisonAttack):
             generator = build_generator(channels, eps, self.p.generator).to(ctx.device)
             history: list[float] = []
             if eps > 0:  # ε = 0: the noise is identically zero, nothing to learn
-                surrogate = get_registry().create("victims", self.surrogate_spec(ctx.info))
+                surrogate = self.create("victims", self.surrogate_spec(ctx.info))
                 shape, classes = ctx.info.input_shape, ctx.info.num_classes
                 history = train_generator(
                     generator, lambda: surrogate.build(shape, classes).to(ctx.device), train.to(ctx.device),

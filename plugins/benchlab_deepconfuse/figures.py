@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchlab.context import Context
+from benchlab import Context
 
 ENV = "BENCHLAB_FIGURES"
 

@@ -10,15 +10,20 @@ fitness hold-out drawn from it.
 from __future__ import annotations
 
 import torch
-from benchlab_baselines.poison_attacks import RandomPixels
 
-from benchlab.cache import cache_key
-from benchlab.context import Context
-from benchlab.data import TensorData
-from benchlab.interfaces import PoisonedSet
-from benchlab.norms import fraction_param, missing_budget, resolve_budget
-from benchlab.params import Param
-from benchlab.plugins import get_registry
+from benchlab import (
+    RANDOM_PATTERN_SALT,
+    Context,
+    Param,
+    PoisonedSet,
+    TensorData,
+    cache_key,
+    fraction_param,
+    missing_budget,
+    poison_mask,
+    random_pattern,
+    resolve_budget,
+)
 
 from .patterns import Pattern, decode, dimension, encode
 from .population import COSTS, Fitness, SearchData, perturb
@@ -98,10 +103,11 @@ class EvoShift(PatternPoison):
         num_classes = ctx.info.num_classes
         classes = self.p.classes or num_classes
         # Generation 0's injected member: exactly the random-pixels pattern of this seed.
-        random = RandomPixels(pixels=pixels, fraction=self.p.fraction).craft(train, ctx)
-        start = Pattern(random.extras["locations"][:classes], random.extras["values"][:classes])
+        generator = ctx.generator(RANDOM_PATTERN_SALT)
+        locations, values = random_pattern(num_classes, pixels, tuple(train.x.shape[1:]), generator)
+        start = Pattern(locations[:classes], values[:classes])
         if classes == num_classes:
-            mask = random.poisoned
+            mask = poison_mask(len(train), self.p.fraction, generator, train.device)
         else:
             mask = choose_among(train.y < classes, self.p.fraction, ctx.generator(505))
         fitness = torch.zeros(0, 0, dtype=torch.float64)
@@ -148,7 +154,7 @@ class EvoShift(PatternPoison):
         name = self.p.surrogate
         if name == "auto":
             name = "graynet" if ctx.info.channels == 1 else "colornet"
-        return get_registry().create("victims", name)
+        return ctx.create("victims", name)
 
     def search_key(self, train: TensorData, pixels: int, ctx: Context) -> str:
         params = {k: v for k, v in self.values.items() if k not in NOT_IN_SEARCH_KEY}

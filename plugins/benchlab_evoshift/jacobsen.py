@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from benchlab.context import Context
-from benchlab.data import TensorData
-from benchlab.interfaces import PoisonedSet
-from benchlab.norms import resolve_budget
+from benchlab import Context, PoisonedSet, TensorData, resolve_budget
 
 from .evoshift import choose_among, pixel_incompatibility, pixel_params
 from .patterns import Pattern

@@ -17,7 +17,7 @@ import cma
 import numpy as np
 import torch
 
-from benchlab.cache import ArtifactCache
+from benchlab import ArtifactCache
 
 CACHE_KIND = "evoshift-search"
 

@@ -19,11 +19,19 @@ from __future__ import annotations
 
 import torch
 
-from benchlab.classifier import Classifier
-from benchlab.context import Context
-from benchlab.interfaces import EvasionAttack, EvasionResult, perturbation_norms
-from benchlab.norms import chunks, eps_param, missing_budget, norm_param, resolve_budget
-from benchlab.params import Param
+from benchlab import (
+    Classifier,
+    Context,
+    EvasionAttack,
+    EvasionResult,
+    Param,
+    chunks,
+    eps_param,
+    missing_budget,
+    norm_param,
+    perturbation_norms,
+    resolve_budget,
+)
 
 from .linearization import NORMS
 
