@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,16 @@ import click
 from tabulate import tabulate
 
 from .params import SpecError
-from .plugins import KINDS, PluginError, describe_class, describe_plugins, get_plugin_manager, get_registry
+from .plugins import (
+    KINDS,
+    STRICT_ENV,
+    PluginError,
+    describe_class,
+    describe_plugins,
+    get_plugin_manager,
+    get_registry,
+    reset,
+)
 
 DEFAULT_OUT = "runs"
 
@@ -28,10 +38,14 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@click.option("--strict", is_flag=True, help=f"A plugin that fails to load is an error, not left out [{STRICT_ENV}=1].")
 @click.version_option(package_name="benchlab")
-def main(verbose: bool):
+def main(verbose: bool, strict: bool):
     """Which defense survives which attack, on which architecture?"""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if strict:
+        os.environ[STRICT_ENV] = "1"  # the environment reaches worker processes too
+        reset()
 
 
 def _run_options(func):
@@ -76,6 +90,8 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
 
     registry = get_registry()
     matrix = load_matrix(matrix_name, registry, seeds)
+    for name, reason in matrix.skipped.items():
+        click.echo(f"block {name} skipped: {reason}", err=True)
     if dry_run:
         cells = matrix.expand(registry)
         done = ResultsStore(out).finished_ids() if Path(out, "results.sqlite").exists() else set()
@@ -88,9 +104,9 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
                         progress=executor == "local" and sys.stderr.isatty(), matrix=matrix.name)
     summary = run_matrix(matrix, settings, executor=executor, workers=workers, retry_failed=retry_failed,
                          ray_address=ray_address, gpus_per_cell=gpus_per_cell, threads=threads)
-    click.echo(summary.line())
+    click.echo(summary.line() + (f", {len(matrix.skipped)} blocks skipped" if matrix.skipped else ""))
     dest = Path(leaderboard_to or Path("leaderboards") / matrix.name)
-    _render(out, dest, matrix.name, summary.cell_ids, matrix.block_cell_ids(registry))
+    _render(out, dest, matrix.name, summary.cell_ids, matrix.block_cell_ids(registry), matrix.skipped)
     click.echo(f"leaderboard: {dest}/README.md")
     if summary.unfinished or summary.counts["failed"]:
         click.echo("some cells failed or did not finish: `benchlab show --out DIR --status failed --json` "
@@ -98,7 +114,7 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         sys.exit(1)
 
 
-def _render(out, dest: Path, title: str, cell_ids=None, blocks=None):
+def _render(out, dest: Path, title: str, cell_ids=None, blocks=None, skipped=None):
     from .leaderboard import render
     from .manifest import git_commit
     from .store import ResultsStore
@@ -106,7 +122,7 @@ def _render(out, dest: Path, title: str, cell_ids=None, blocks=None):
     frame = ResultsStore(out).frame()
     if cell_ids is not None and not frame.empty:
         frame = frame[frame["cell_id"].isin(cell_ids)]
-    render(frame, dest, title=title, blocks=blocks,
+    render(frame, dest, title=title, blocks=blocks, skipped=skipped,
            manifest={"git_commit": git_commit(), "results": str(Path(out).resolve())})
 
 
@@ -144,15 +160,18 @@ def cell(dataset, attack, defense, victim, seed, epochs, out, device, data_root,
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json):
-    """List loaded plugins: distribution, version, hooks and registered names."""
+    """List plugins: distribution, version, hooks, registered names, and any left out with the reason."""
     records = describe_plugins(get_plugin_manager(), get_registry())
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    rows = [[r["name"], r["distribution"], r["version"] or "", ", ".join(r["hooks"]),
+    rows = [[r["name"], r["distribution"], r["version"] or "", r["status"], ", ".join(r["hooks"]),
              "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registered"].items())] for r in records]
-    click.echo(tabulate(rows, headers=["plugin", "distribution", "version", "hooks", "registered"],
-                        maxcolwidths=[None, None, None, 30, 60]))
+    click.echo(tabulate(rows, headers=["plugin", "distribution", "version", "status", "hooks", "registered"],
+                        maxcolwidths=[None, None, None, None, 30, 60]))
+    for r in records:
+        if r["status"] != "ok":
+            click.echo(f"\n{r['name']} ({r['status']}): {r['reason']}\n  fix: {r['fix']}")
 
 
 @main.command(name="list")
@@ -168,7 +187,8 @@ def list_(kind, pattern, as_json):
         click.echo(json.dumps(records, indent=2, default=str))
         return
     if not records:
-        raise click.ClickException(f"no {kind} match {pattern!r}; try: benchlab list {kind}")
+        left_out = "".join(f"; plugin {p} left out ({q.status})" for p, q in registry.left_out.items())
+        raise click.ClickException(f"no {kind} match {pattern!r}; try: benchlab list {kind}{left_out}")
     rows = [[r["name"], r.get("threat", r.get("framework", "")), r["plugin"],
              ", ".join(f"{p['name']}={p['default']}" for p in r["params"]), r["summary"]] for r in records]
     click.echo(tabulate(rows, headers=["name", "type", "plugin", "parameters (defaults)", "summary"],
@@ -186,15 +206,16 @@ def leaderboard(out, dest, matrix_name):
     With --matrix, only that matrix's cells, one table per block of it; else one table per dataset
     and threat model over every recorded cell.
     """
-    cell_ids, title, blocks = None, Path(out).name, None
+    cell_ids, title, blocks, skipped = None, Path(out).name, None, None
     if matrix_name:
         from .matrix import load_matrix
 
         matrix = load_matrix(matrix_name, get_registry())
         cell_ids, title = {c.cell_id for c in matrix.expand(get_registry())}, matrix.name
         blocks = matrix.block_cell_ids(get_registry())
+        skipped = matrix.skipped
     dest = Path(dest or Path("leaderboards") / title)
-    _render(out, dest, title, cell_ids, blocks)
+    _render(out, dest, title, cell_ids, blocks, skipped)
     click.echo(f"leaderboard: {dest}/README.md")
 
 

@@ -88,11 +88,13 @@ def _sections(frame: pd.DataFrame, blocks: dict[str, set[str]] | None):
 
 
 def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", manifest: dict | None = None,
-           plots: bool = True, blocks: dict[str, set[str]] | None = None) -> list[Path]:
+           plots: bool = True, blocks: dict[str, set[str]] | None = None,
+           skipped: dict[str, str] | None = None) -> list[Path]:
     """Write tables, plots, ``results.csv`` and ``manifest.json`` into ``dest``; return the paths.
 
     ``blocks`` maps block names to their cell ids (``Matrix.block_cell_ids``): one table per block,
-    dataset and threat model. A cell shared by two blocks appears in both.
+    dataset and threat model. A cell shared by two blocks appears in both. ``skipped`` maps the
+    blocks that did not run (a plugin they need is missing) to the reason, listed in the index.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -102,13 +104,16 @@ def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", ma
         index_lines.append("No results yet.")
     for heading, prefix, section in _sections(frame, blocks):
         written += _render_section(section, dest, heading, prefix, index_lines, plots)
+    if skipped:
+        index_lines += ["## Skipped blocks", "", *(f"- `{name}`: {reason}" for name, reason in skipped.items()), ""]
     results_csv = dest / "results.csv"
     frame.drop(columns=["reason"], errors="ignore").to_csv(results_csv, index=False)
     (dest / "README.md").write_text("\n".join(index_lines) + "\n")
     written += [results_csv, dest / "README.md"]
     _remove_stale(dest, {p.name for p in written})
     info = {"title": title, "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "cells": int(len(frame)), "files": sorted(p.name for p in written), **(manifest or {})}
+            "cells": int(len(frame)), "files": sorted(p.name for p in written), "skipped_blocks": skipped or {},
+            **(manifest or {})}
     (dest / "manifest.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
     return [*written, dest / "manifest.json"]
 
