@@ -129,7 +129,7 @@ def _craft_cached(attack, splits: DataSplits, ctx: Context, fingerprint: str):
 
     def craft():
         seed_everything(ctx.seed)
-        poison = attack.craft(splits.train, ctx)
+        poison = attack.craft(splits.train, ctx.crafting())  # the key covers no test set, victim or recipe
         return poison.tensors(), {}
 
     tensors, _, hit = ctx.cache.get_or_create("poison", key, craft)
@@ -147,7 +147,7 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
         _fitted_memo[key] = memo  # most recently used last
         return memo, 0.0, True
     tick = time.perf_counter()
-    cacheable = hasattr(defense, "restore")
+    cacheable = defense.checkpointable
     # Locked: two process/Ray workers that need the same model train it once; the second restores it.
     with ctx.cache.lock("model", key) if cacheable else contextlib.nullcontext():
         found = ctx.cache.load("model", key) if cacheable else None

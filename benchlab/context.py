@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from .cache import cache_key
 from .data import DatasetInfo, TensorData
 from .train import Recipe
 
@@ -41,32 +42,25 @@ def seed_everything(seed: int) -> None:
 
 
 @dataclass
-class Context:
-    """Everything a plugin may need besides its own parameters and the data it is given."""
+class CraftingContext:
+    """What poison crafting sees: seed, device, dataset description, cache, data location, registry.
+
+    Deliberately no test set, no victim and no recipe overrides: a poison is cached per attack,
+    dataset and seed and shared by every defense and victim, so it must not depend on them (and a
+    training-time attacker does not hold the clean test set).
+    """
 
     seed: int
     device: torch.device
     info: DatasetInfo
     cache: ArtifactCache | None = None
     progress: bool = False
-    # Field overrides for victims' training recipes (e.g. fewer epochs in the smoke matrix).
-    recipe_overrides: dict = field(default_factory=dict)
-    # The clean test set, for per-epoch monitoring only (never for model selection).
-    monitor: TensorData | None = None
-    victim: Victim | None = None
-    # Supplied by the runner: reference(defense, victim or None) is that victim (None: the cell's)
-    # trained by that defense on clean data, cached like any model (transfer attacks, benchlab.transfer).
-    reference: Callable[[str, str | None], Classifier] | None = None
     # Where the run loads datasets from (--data-root, --download): a plugin that loads a second
     # dataset, such as a transfer source, must read it from the same place.
     data_root: Path | None = None
     download: bool = False
     # The registry of the run: ``create`` resolves nested specs (a surrogate victim, a source dataset).
     registry: Registry | None = None
-
-    def recipe(self, victim: Victim, **changes) -> Recipe:
-        """The victim's recipe with the matrix overrides, then the caller's ``changes``, applied."""
-        return victim.recipe.override(**self.recipe_overrides).override(**changes)
 
     def create(self, kind: str, spec: str) -> Plugin:
         """A registered component (``ctx.create("victims", "graynet")``) from the run's registry."""
@@ -77,3 +71,37 @@ class Context:
     def generator(self, salt: int = 0) -> torch.Generator:
         """A CPU generator seeded from the cell seed (``salt`` separates independent streams)."""
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+
+    def cached(self, kind: str, key_parts: tuple, compute: Callable[[], tuple[dict, dict]]):
+        """A plugin's own artifact (a trained generator, a search): ``(tensors, info, was_cached)``.
+
+        The key is the hash of ``kind`` and ``key_parts`` (everything that determines the artifact:
+        parameters, ``data.fingerprint()``, seed); ``compute`` returns ``(tensors, JSON-able info)``,
+        stored as safetensors and verified before reuse. Without a cache it is simply computed.
+        """
+        if self.cache is None:
+            tensors, info = compute()
+            return tensors, info, False
+        return self.cache.get_or_create(kind, cache_key(kind, *key_parts), compute)
+
+
+@dataclass
+class Context(CraftingContext):
+    """Everything a plugin may need besides its own parameters and the data it is given."""
+
+    # Field overrides for victims' training recipes (e.g. fewer epochs in the smoke matrix).
+    recipe_overrides: dict = field(default_factory=dict)
+    # The clean test set, for per-epoch monitoring only (never for model selection).
+    monitor: TensorData | None = None
+    victim: Victim | None = None
+    # Supplied by the runner: reference(defense, victim or None) is that victim (None: the cell's)
+    # trained by that defense on clean data, cached like any model (transfer attacks, benchlab.transfer).
+    reference: Callable[[str, str | None], Classifier] | None = None
+
+    def recipe(self, victim: Victim, **changes) -> Recipe:
+        """The victim's recipe with the matrix overrides, then the caller's ``changes``, applied."""
+        return victim.recipe.override(**self.recipe_overrides).override(**changes)
+
+    def crafting(self) -> CraftingContext:
+        """This cell's context narrowed to what poison crafting may see (no test set, victim or recipe)."""
+        return CraftingContext(**{f.name: getattr(self, f.name) for f in fields(CraftingContext)})

@@ -22,7 +22,7 @@ from .train import History, Recipe
 from .transfer import SOURCE_PARAMS, check_source, with_source_params
 
 if TYPE_CHECKING:
-    from .context import Context
+    from .context import Context, CraftingContext
     from .plugins import Registry
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -121,9 +121,17 @@ class Defense(Plugin):
     def fit(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
         raise NotImplementedError
 
-    # Optional: defenses that implement both get their torch models cached between cells.
-    # def checkpoint(self, fitted) -> tuple[dict[str, Tensor], dict]   (tensors, JSON-able info)
-    # def restore(self, victim, tensors, info, ctx) -> Fitted
+    # True when ``checkpoint`` and ``restore`` are implemented: the runner then caches fitted models
+    # between cells (and the contract checks round-trip them). TrainingDefense implements both.
+    checkpointable: ClassVar[bool] = False
+
+    def checkpoint(self, fitted: Fitted) -> tuple[dict[str, torch.Tensor], dict]:
+        """Tensors (safetensors, never pickle) and JSON-able info from which ``restore`` rebuilds ``fitted``."""
+        raise NotImplementedError(f"defense {self.name!r} is not checkpointable")
+
+    def restore(self, victim: Victim, tensors: dict[str, torch.Tensor], info: dict, ctx: Context) -> Fitted:
+        """The fitted model ``checkpoint`` saved, on ``ctx.device``."""
+        raise NotImplementedError(f"defense {self.name!r} is not checkpointable")
 
     def incompatibility(self, info, victim):
         if victim is not None and victim.framework not in self.frameworks:
@@ -167,7 +175,8 @@ class PoisonAttack(Plugin):
     # True for the no-poison reference: its cells share trained models with the evasion cells.
     leaves_data_clean: ClassVar[bool] = False
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
+        """The poisoned training set. ``ctx`` is a :class:`CraftingContext`: no test set, victim or recipe."""
         raise NotImplementedError
 
     def metrics(self, poison: PoisonedSet, fitted: Fitted, splits: DataSplits, ctx: Context) -> dict:

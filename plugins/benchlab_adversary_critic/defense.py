@@ -34,6 +34,7 @@ class AdversaryCriticDefense(Defense):
     """
 
     name = "adversary-critic"
+    checkpointable = True
     version = "2"  # 2: the training mapping no longer projects onto [0, 1] (as the authors' code)
     params = (
         Param("lam", float, 0.5, "lambda: weight of the critic term of eq. 5 (paper: 0.5 MLP, 0.1 LeNet-5)",

@@ -13,6 +13,7 @@ from benchlab import (
     CRAFT_CHUNK,
     RANDOM_PATTERN_SALT,
     Context,
+    CraftingContext,
     DataSplits,
     Fitted,
     Param,
@@ -40,7 +41,7 @@ class Clean(PoisonAttack):
     name = "clean"
     leaves_data_clean = True  # its victims are the evasion cells' clean models: trained once, shared
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         return PoisonedSet(train, torch.zeros(len(train), dtype=torch.bool, device=train.device))
 
 
@@ -59,7 +60,7 @@ class UniformNoise(PoisonAttack):
     def incompatibility(self, info, victim):
         return missing_budget(self.p.eps, "linf", info)
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         eps = resolve_budget(self.p.eps, "linf", ctx)
         generator = ctx.generator(201)
         mask = poison_mask(len(train), self.p.fraction, generator, train.device)
@@ -99,7 +100,7 @@ class RandomPixels(PoisonAttack):
         pixels, (_, height, width) = self.p.pixels or info.budgets["l0"], info.input_shape
         return f"pixels={pixels} exceeds the {height}x{width} image" if pixels > height * width else None
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         pixels = int(resolve_budget(self.p.pixels, "l0", ctx))
         generator = ctx.generator(RANDOM_PATTERN_SALT)
         try:
@@ -134,7 +135,7 @@ class LabelFlip(PoisonAttack):
     name = "label-flip"
     params = (fraction_param(0.2),)
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         generator = ctx.generator(203)
         mask = poison_mask(len(train), self.p.fraction, generator, train.device)
         index = mask.nonzero().squeeze(1)

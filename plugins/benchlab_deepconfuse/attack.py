@@ -8,6 +8,7 @@ import torch
 
 from benchlab import (
     Context,
+    CraftingContext,
     DataSplits,
     Fitted,
     Param,
@@ -16,7 +17,6 @@ from benchlab import (
     SpecError,
     TensorData,
     TorchClassifier,
-    cache_key,
     eps_param,
     fraction_param,
     missing_budget,
@@ -105,7 +105,7 @@ class DeepConfuse(PoisonAttack):
         )
 
     # ---- the generator: trained once per (data, seed, settings), cached as safetensors ----------
-    def trained_generator(self, train: TensorData, ctx: Context) -> tuple[torch.nn.Module, dict, bool]:
+    def trained_generator(self, train: TensorData, ctx: CraftingContext) -> tuple[torch.nn.Module, dict, bool]:
         eps = float(resolve_budget(self.p.eps, "linf", ctx))
         channels = train.x.shape[1]
 
@@ -123,19 +123,14 @@ class DeepConfuse(PoisonAttack):
             info = {"history": history, "seconds": time.perf_counter() - tick}
             return generator.state_dict(), info
 
-        if ctx.cache is None:
-            state, info = compute()
-            cached = False
-        else:
-            generator_values = {k: v for k, v in self.values.items() if k not in NOT_GENERATOR}
-            key = cache_key("deepconfuse-generator", self.version, generator_values, eps, train.fingerprint(),
-                            ctx.seed, ctx.info.num_classes)
-            state, info, cached = ctx.cache.get_or_create("deepconfuse-generator", key, compute)
+        generator_values = {k: v for k, v in self.values.items() if k not in NOT_GENERATOR}
+        state, info, cached = ctx.cached("deepconfuse-generator", (self.version, generator_values, eps,
+                                         train.fingerprint(), ctx.seed, ctx.info.num_classes), compute)
         generator = build_generator(channels, eps, self.p.generator).to(ctx.device)
         generator.load_state_dict(state)
         return generator.eval().requires_grad_(False), info, cached
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         train = train.to(ctx.device)
         generator, info, cached = self.trained_generator(train, ctx)
         mask = choose(len(train), self.p.fraction, ctx.generator(401), train.device)

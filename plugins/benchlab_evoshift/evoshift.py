@@ -13,7 +13,7 @@ import torch
 
 from benchlab import (
     RANDOM_PATTERN_SALT,
-    Context,
+    CraftingContext,
     Param,
     PoisonedSet,
     TensorData,
@@ -98,7 +98,7 @@ class EvoShift(PatternPoison):
         return pixel_incompatibility(self, info)
 
     # ---- the poison --------------------------------------------------------------------------
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         pixels = int(resolve_budget(self.p.pixels, "l0", ctx))
         num_classes = ctx.info.num_classes
         classes = self.p.classes or num_classes
@@ -118,7 +118,7 @@ class EvoShift(PatternPoison):
         return PoisonedSet(TensorData(perturb(train, mask, pattern), train.y), mask, extras)
 
     # ---- Algorithm 1 -------------------------------------------------------------------------
-    def search(self, train: TensorData, start: Pattern, pixels: int, classes: int, ctx: Context):
+    def search(self, train: TensorData, start: Pattern, pixels: int, classes: int, ctx: CraftingContext):
         """Best pattern over all generations and the (generations, popsize) cost table."""
         shape = tuple(train.x.shape[1:])
         fitness = self.fitness(train, classes, ctx)
@@ -136,7 +136,7 @@ class EvoShift(PatternPoison):
         best, _, _ = history.best()
         return decode(best, classes, pixels, shape), history.cost_tensor()
 
-    def fitness(self, train: TensorData, classes: int, ctx: Context) -> Fitness:
+    def fitness(self, train: TensorData, classes: int, ctx: CraftingContext) -> Fitness:
         """The cost function of a search on ``train``: surrogate subset, hold-out and surrogate."""
         order = torch.randperm(len(train), generator=ctx.generator(501)).to(train.device)
         n_fit = min(self.p.subset, len(train) // 2)
@@ -150,13 +150,13 @@ class EvoShift(PatternPoison):
                        surrogate.recipe.override(epochs=self.p.epochs), seed=ctx.seed * 1_000_003 + 504,
                        cost=self.p.cost, divergence=self.p.divergence, batched=self.p.batched)
 
-    def surrogate(self, ctx: Context):
+    def surrogate(self, ctx: CraftingContext):
         name = self.p.surrogate
         if name == "auto":
             name = "graynet" if ctx.info.channels == 1 else "colornet"
         return ctx.create("victims", name)
 
-    def search_key(self, train: TensorData, pixels: int, ctx: Context) -> str:
+    def search_key(self, train: TensorData, pixels: int, ctx: CraftingContext) -> str:
         params = {k: v for k, v in self.values.items() if k not in NOT_IN_SEARCH_KEY}
         params["pixels"] = pixels  # resolved from the dataset budget when unset
         return cache_key("evoshift-search", self.name, self.version, params, train.fingerprint(), ctx.seed)
