@@ -174,6 +174,20 @@ def plugins(as_json):
             click.echo(f"\n{r['name']} ({r['status']}): {r['reason']}\n  fix: {r['fix']}")
 
 
+@main.command(name="new-plugin")
+@click.argument("name")
+@click.option("--kinds", default="evasion,poison,defense,victim", show_default=True,
+              help="Comma-separated components to generate: evasion, poison, defense, victim.")
+@click.option("--dest", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Directory to write the package benchlab-NAME into.")
+def new_plugin(name, kinds, dest):
+    """Write a ready plugin package (pyproject with the entry point, components, contract tests)."""
+    from .scaffold import write_plugin
+
+    root = write_plugin(name, [k.strip() for k in kinds.split(",") if k.strip()], dest)
+    click.echo(f"wrote {root}: `pip install -e {root}` registers it, `pytest {root}` checks it")
+
+
 @main.command(name="list")
 @click.argument("kind", type=click.Choice(list(KINDS)))
 @click.argument("pattern", default="*")

@@ -155,14 +155,15 @@ class PluginManager(pluggy.PluginManager):
         return list(self._dists)
 
 
-def make_plugin_manager(extra_plugins=(), strict: bool | None = None) -> PluginManager:
+def make_plugin_manager(extra_plugins=(), strict: bool | None = None, autoload: bool | None = None) -> PluginManager:
     """A fresh PluginManager: built-ins, then entry points (minus blocked ones), then ``extra_plugins``.
 
     An entry point that fails to import, implements a hook no hookspec names, or shares its name
     with another distribution's entry point is left out and recorded in ``pm.problems`` (both
     sides of a shared name: which one would win depends on install order). ``strict`` (default:
     ``$BENCHLAB_STRICT_PLUGINS``) raises :class:`PluginError` instead. ``extra_plugins`` are the
-    caller's own and always fail loudly.
+    caller's own and always fail loudly. ``autoload=False`` loads no entry point (default: unless
+    ``$BENCHLAB_DISABLE_PLUGIN_AUTOLOAD`` is set).
     """
     pm = PluginManager()
     pm.add_hookspecs(hookspecs)
@@ -172,7 +173,9 @@ def make_plugin_manager(extra_plugins=(), strict: bool | None = None) -> PluginM
         module = __import__(module_name, fromlist=["_"])
         if not pm.is_blocked(module_name):
             pm.register(module, name=module_name)
-    if os.environ.get("BENCHLAB_DISABLE_PLUGIN_AUTOLOAD") not in ("1", "true", "yes"):
+    if autoload is None:
+        autoload = os.environ.get("BENCHLAB_DISABLE_PLUGIN_AUTOLOAD") not in ("1", "true", "yes")
+    if autoload:
         _load_entry_points(pm)
     for plugin in extra_plugins:
         pm.register(plugin)
