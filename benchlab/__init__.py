@@ -16,7 +16,7 @@ plugins). ``docs/plugins.md`` is the guide.
 
 from .cache import ArtifactCache, cache_key
 from .classifier import Classifier, SklearnClassifier, TorchClassifier
-from .context import Context, CraftingContext, resolve_device, seed_everything
+from .context import ArtifactSlot, Context, CraftingContext, resolve_device, seed_everything
 from .data import DatasetInfo, DataSplits, TensorData, per_class_subsample
 from .datasets import dataset_installed
 from .defense_base import TrainingDefense
@@ -81,8 +81,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ADAM_RECIPE", "CHUNK", "CRAFT_CHUNK", "NORMS", "OPTIMIZERS", "RANDOM_PATTERN_SALT", "SOURCE_PARAMS", "TINY",
-    "ArtifactCache", "Classifier", "Context", "CraftingContext", "DataSplits", "DatasetInfo", "DatasetSource",
-    "Defense",
+    "ArtifactCache", "ArtifactSlot", "Classifier", "Context", "CraftingContext", "DataSplits", "DatasetInfo",
+    "DatasetSource", "Defense",
     "EvasionAttack", "EvasionResult", "Fitted", "History", "MaybePool", "Metric", "OneChannelConv2d", "Param",
     "Plugin", "PoisonAttack", "PoisonedSet", "Recipe", "SklearnClassifier", "SpecError", "SplitNet",
     "SplitVictim", "TensorData", "TorchClassifier", "TrainingDefense", "Victim", "cache_key", "chunks",

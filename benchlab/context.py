@@ -84,6 +84,26 @@ class CraftingContext:
             return tensors, info, False
         return self.cache.get_or_create(kind, cache_key(kind, *key_parts), compute)
 
+    def artifact(self, kind: str, key_parts: tuple) -> ArtifactSlot | None:
+        """A plugin artifact it updates in place (a resumable search): load and save under a key the
+        core builds from ``kind`` and ``key_parts``, as for :meth:`cached`; None without a cache."""
+        return None if self.cache is None else ArtifactSlot(self.cache, kind, cache_key(kind, *key_parts))
+
+
+@dataclass(frozen=True)
+class ArtifactSlot:
+    """One artifact in the run's cache: ``load()`` (verified tensors and info, or None) and ``save``."""
+
+    cache: ArtifactCache
+    kind: str
+    key: str
+
+    def load(self) -> tuple[dict[str, torch.Tensor], dict] | None:
+        return self.cache.load(self.kind, self.key)
+
+    def save(self, tensors: dict[str, torch.Tensor], info: dict | None = None) -> None:
+        self.cache.save(self.kind, self.key, tensors, info)
+
 
 @dataclass
 class Context(CraftingContext):

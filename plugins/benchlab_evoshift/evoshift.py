@@ -17,7 +17,6 @@ from benchlab import (
     Param,
     PoisonedSet,
     TensorData,
-    cache_key,
     fraction_param,
     missing_budget,
     poison_mask,
@@ -27,7 +26,7 @@ from benchlab import (
 
 from .patterns import Pattern, decode, dimension, encode
 from .population import COSTS, Fitness, SearchData, perturb
-from .search import ResumableCMA, load_history, save_history
+from .search import CACHE_KIND, ResumableCMA, load_history, save_history
 from .sensitivity import PatternPoison
 
 # Parameters that change neither the search nor its result's meaning: left out of the resume key,
@@ -128,10 +127,10 @@ class EvoShift(PatternPoison):
 
         x0 = torch.full((dimension(classes, pixels, shape[0]),), 0.5).numpy()
         cma = ResumableCMA(x0, self.p.sigma0, self.p.popsize, seed=ctx.seed, inject=encode(start, shape))
-        key = self.search_key(train, pixels, ctx)
-        cached = load_history(ctx.cache, key)
+        slot = ctx.artifact(CACHE_KIND, self.search_key(train, pixels, ctx.seed))
+        cached = load_history(slot)
         save = None if len(cached) >= self.p.generations else (
-            lambda search, history: save_history(ctx.cache, key, search, history))
+            lambda search, history: save_history(slot, search, history))
         history = cma.run(evaluate, self.p.generations, cached, on_generation=save)
         best, _, _ = history.best()
         return decode(best, classes, pixels, shape), history.cost_tensor()
@@ -156,7 +155,9 @@ class EvoShift(PatternPoison):
             name = "graynet" if ctx.info.channels == 1 else "colornet"
         return ctx.create("victims", name)
 
-    def search_key(self, train: TensorData, pixels: int, ctx: CraftingContext) -> str:
+    def search_key(self, train: TensorData, pixels: int, seed: int) -> tuple:
+        """What determines a search: its parameters (those that only change the poisoned set excepted),
+        the training data and the seed."""
         params = {k: v for k, v in self.values.items() if k not in NOT_IN_SEARCH_KEY}
         params["pixels"] = pixels  # resolved from the dataset budget when unset
-        return cache_key("evoshift-search", self.name, self.version, params, train.fingerprint(), ctx.seed)
+        return self.name, self.version, params, train.fingerprint(), seed
