@@ -59,6 +59,7 @@ from .norms import (
     missing_budget,
     norm_param,
     on_sphere,
+    per_example,
     project,
     resolve_budget,
     steepest_direction,
@@ -88,7 +89,7 @@ __all__ = [
     "SplitVictim", "TensorData", "TorchClassifier", "TrainingDefense", "Victim", "cache_key", "chunks",
     "conv2d", "conv_bn_relu", "conv_relu", "cross_entropy", "dataset_installed", "eps_param", "evaluate", "fit",
     "flat_size", "format_spec", "fraction_param", "hookimpl", "in_ball", "l2_norms", "make_optimizer",
-    "missing_budget", "norm_param", "on_sphere", "pad_to", "per_class_subsample", "perturbation_norms",
+    "missing_budget", "norm_param", "on_sphere", "pad_to", "per_class_subsample", "per_example", "perturbation_norms",
     "poison_mask", "project", "random_pattern", "resolve_budget", "resolve_device", "seed_everything", "stamp",
     "steepest_direction", "two_conv_net", "with_fc_head", "__version__",
 ]
