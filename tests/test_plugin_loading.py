@@ -1,5 +1,6 @@
 """Loading that survives one bad plugin: broken imports, name collisions, blocked plugins, presets."""
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -8,8 +9,11 @@ import textwrap
 import types
 
 import pytest
+from click.testing import CliRunner
 
 import benchlab
+from benchlab import plugins
+from benchlab.cli import main
 from benchlab.matrix import load_matrix
 from benchlab.params import SpecError
 from benchlab.plugins import PluginError, build_registry, get_registry, make_plugin_manager
@@ -93,6 +97,7 @@ def _benchlab(*args, site, cwd=None, **env):
                           env=environ, timeout=300, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_plugins_lists_each_bad_plugin_with_reason_and_fix(bad_site):
     result = _benchlab("plugins", "--json", site=bad_site)
     assert result.returncode == 0, result.stderr
@@ -113,6 +118,7 @@ def test_plugins_lists_each_bad_plugin_with_reason_and_fix(bad_site):
     assert table.returncode == 0 and "import failed" in table.stdout and "fix: " in table.stdout
 
 
+@pytest.mark.slow
 def test_run_works_around_bad_plugins(bad_site, tmp_path):
     (tmp_path / "m.toml").write_text(MATRIX)
     result = _benchlab("run", "--matrix", "m.toml", "--out", "out", "--threads", "1", site=bad_site, cwd=tmp_path)
@@ -122,6 +128,7 @@ def test_run_works_around_bad_plugins(bad_site, tmp_path):
     assert typo.returncode != 0 and "name collision" in typo.stderr  # says which plugins were left out
 
 
+@pytest.mark.slow
 def test_strict_mode_makes_a_bad_plugin_an_error(bad_site):
     for result in (_benchlab("--strict", "plugins", site=bad_site),
                    _benchlab("plugins", site=bad_site, BENCHLAB_STRICT_PLUGINS="1")):
@@ -199,3 +206,55 @@ def test_a_hook_that_raises_leaves_only_its_plugin_out():
     assert problem.status == "bad registration" and "half-written plugin" in problem.reason
     with pytest.raises(PluginError, match="half-written plugin"):
         build_registry(make_plugin_manager(extra_plugins=[bad]), strict=True)
+
+
+# ---- the same, in-process and fast: fake entry points next to the installed ones ---------------------------
+class FakeEntryPoint:
+    def __init__(self, name, dist, text):
+        self.name, self.value, self.text = name, f"{dist.replace('-', '_')}", text
+        self.dist = types.SimpleNamespace(name=dist, version="1.0")
+
+    def load(self):
+        module = types.ModuleType(self.value)
+        exec(self.text, module.__dict__)
+        return module
+
+
+@pytest.fixture
+def bad_entry_points(monkeypatch):
+    real = importlib.metadata.entry_points
+    fakes = [FakeEntryPoint(entry, dist, text) for dist, _, entry, text in PACKAGES]
+
+    def entry_points(**select):
+        if select.get("group") != plugins.ENTRY_POINT_GROUP:
+            return real(**select)
+        return [*real(**select), *fakes]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+def test_bad_plugins_are_listed_with_reason_and_fix_and_run_still_works(bad_entry_points, tmp_path, monkeypatch):
+    result = CliRunner().invoke(main, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    records = {(r["name"], r["distribution"]): r for r in json.loads(result.output)}
+    broken = records["broken", "benchlab-broken"]
+    assert broken["status"] == "import failed" and "torch_nightly" in broken["reason"]
+    assert "BENCHLAB_BLOCK_PLUGINS=broken" in broken["fix"]
+    twins = {n: r for (n, _), r in records.items() if n.startswith("twin-")}
+    assert {r["status"] for r in twins.values()} == {"name collision"}
+    assert "BENCHLAB_BLOCK_PLUGINS=twin-b" in twins["twin-a"]["fix"]
+    same = [r for (n, _), r in records.items() if n == "same"]
+    assert len(same) == 2 and all(r["status"] == "entry-point collision" for r in same)
+    assert records["fine", "benchlab-fine"]["status"] == "ok" and records["baselines", "benchlab"]["status"] == "ok"
+    (tmp_path / "m.toml").write_text(MATRIX)
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner().invoke(main, ["run", "--matrix", "m.toml", "--out", "out", "--threads", "1"])
+    from benchlab.store import ResultsStore
+
+    assert run.exit_code == 0, [r["reason"] for r in ResultsStore("out").rows()]
+    assert "1 ok" in run.output
+    strict = CliRunner().invoke(main, ["--strict", "plugins"])
+    assert strict.exit_code != 0 and "torch_nightly" in strict.output
