@@ -89,6 +89,13 @@ class CraftingContext:
         core builds from ``kind`` and ``key_parts``, as for :meth:`cached`; None without a cache."""
         return None if self.cache is None else ArtifactSlot(self.cache, kind, cache_key(kind, *key_parts))
 
+    def artifact_dir(self, *parts: str) -> Path | None:
+        """A folder in the run's cache for files a plugin writes (figures): ``<cache>/<parts...>``.
+
+        None without a cache (a bare context in unit tests): write nothing then.
+        """
+        return None if self.cache is None else Path(self.cache.root, *parts)
+
 
 @dataclass(frozen=True)
 class ArtifactSlot:
