@@ -118,7 +118,7 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=settings.progress,
                   recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim,
                   data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download,
-                  numerics=cell.numerics)
+                  numerics=cell.numerics, code=cell.code, registry=registry)
 
     def reference(defense_spec: str, victim_spec: str | None = None):
         """The victim (or ``victim_spec``) trained by ``defense_spec`` on clean data: transfer sources."""
@@ -155,7 +155,7 @@ def _craft_cached(attack, splits: DataSplits, ctx: Context, fingerprint: str):
 
     def craft():
         seed_everything(ctx.seed)
-        poison = attack.craft(splits.train, ctx)
+        poison = attack.craft(splits.train, ctx.crafting())  # the key covers no test set, victim or recipe
         return poison.tensors(), {}
 
     poison, _, hit = ctx.cache.get_or_create("poison", key, craft,
@@ -175,7 +175,7 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
         _fitted_memo[key] = memo  # most recently used last
         return memo, 0.0, True
     tick = time.perf_counter()
-    cacheable = hasattr(defense, "restore")
+    cacheable = defense.checkpointable
     # Locked: two process/Ray workers that need the same model train it once; the second restores it.
     with ctx.cache.lock("model", key) if cacheable else contextlib.nullcontext():
         found = ctx.cache.load("model", key) if cacheable else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -13,7 +14,16 @@ import click
 from tabulate import tabulate
 
 from .params import SpecError
-from .plugins import KINDS, PluginError, describe_class, describe_plugins, get_plugin_manager, get_registry
+from .plugins import (
+    KINDS,
+    STRICT_ENV,
+    PluginError,
+    describe_class,
+    describe_plugins,
+    get_plugin_manager,
+    get_registry,
+    reset,
+)
 
 DEFAULT_OUT = "runs"
 
@@ -32,11 +42,15 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@click.option("--strict", is_flag=True, help=f"A plugin that fails to load is an error, not left out [{STRICT_ENV}=1].")
 @click.version_option(package_name="benchlab")
-def main(verbose: bool):
+def main(verbose: bool, strict: bool):
     """Which defense survives which attack, on which architecture?"""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     click.get_current_context().obj = {"verbose": verbose}
+    if strict:
+        os.environ[STRICT_ENV] = "1"  # the environment reaches worker processes too
+        reset()
 
 
 def _verbose() -> bool:
@@ -112,6 +126,8 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
     TableMetrics.from_registry(registry, forced=metric, blocks=matrix.blocks)  # a bad metric fails before the run
     if threads is not None:  # the dry run must show the cells (identities) the run would have
         matrix.numerics = replace(matrix.numerics, threads=threads)
+    for name, reason in matrix.skipped.items():
+        click.echo(f"block {name} skipped: {reason}", err=True)
     if dry_run:
         cells = check_request(matrix, registry, device=device, data_root=data_root, download=download)
         done = (ResultsStore(out).finished_ids(retry_kinds=(*RETRIED_FAILURES, "unknown"))  # as run would skip
@@ -125,9 +141,9 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
                         progress=executor == "local" and sys.stderr.isatty(), matrix=matrix.name)
     summary = run_matrix(matrix, settings, executor=executor, workers=workers, retry_failed=retry_failed,
                          ray_address=ray_address, gpus_per_cell=gpus_per_cell, threads=threads)
-    click.echo(summary.line())
+    click.echo(summary.line() + (f", {len(matrix.skipped)} blocks skipped" if matrix.skipped else ""))
     dest = Path(leaderboard_to or Path("leaderboards") / matrix.name)
-    _render(out, dest, matrix.name, matrix, metric)
+    _render(out, dest, matrix.name, matrix, metric, skipped=matrix.skipped)
     click.echo(f"leaderboard: {dest}/README.md")
     if summary.failed:
         click.echo(f"{summary.failed} cells failed: `benchlab show --out {out} --status failed` says why "
@@ -139,7 +155,8 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         sys.exit(1)
 
 
-def _render(out, dest: Path, title: str, matrix=None, metric: str | None = None, include_superseded: bool = False):
+def _render(out, dest: Path, title: str, matrix=None, metric: str | None = None, include_superseded: bool = False,
+            skipped: dict | None = None):
     """Render the leaderboard of ``out`` (only ``matrix``'s cells, one table per block, when given)."""
     from .leaderboard import render
     from .manifest import git_commit
@@ -163,7 +180,7 @@ def _render(out, dest: Path, title: str, matrix=None, metric: str | None = None,
     metrics = TableMetrics.from_registry(registry, forced=metric, blocks=matrix.blocks if matrix else (),
                                          attacks=attacks)
     render(frame, dest, title=title, blocks=blocks, metrics=metrics, installed=installed,
-           include_superseded=include_superseded,
+           include_superseded=include_superseded, skipped=skipped,
            manifest={"git_commit": git_commit(), "results": str(Path(out).resolve())})
 
 
@@ -217,15 +234,32 @@ def cell(dataset, attack, defense, victim, seed, epochs, out, device, data_root,
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json):
-    """List loaded plugins: distribution, version, hooks and registered names."""
+    """List plugins: distribution, version, hooks, registered names, and any left out with the reason."""
     records = describe_plugins(get_plugin_manager(), get_registry())
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    rows = [[r["name"], r["distribution"], r["version"] or "", ", ".join(r["hooks"]),
+    rows = [[r["name"], r["distribution"], r["version"] or "", r["status"], ", ".join(r["hooks"]),
              "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registered"].items())] for r in records]
-    click.echo(tabulate(rows, headers=["plugin", "distribution", "version", "hooks", "registered"],
-                        maxcolwidths=[None, None, None, 30, 60]))
+    click.echo(tabulate(rows, headers=["plugin", "distribution", "version", "status", "hooks", "registered"],
+                        maxcolwidths=[None, None, None, None, 30, 60]))
+    for r in records:
+        if r["status"] != "ok":
+            click.echo(f"\n{r['name']} ({r['status']}): {r['reason']}\n  fix: {r['fix']}")
+
+
+@main.command(name="new-plugin")
+@click.argument("name")
+@click.option("--kinds", default="evasion,poison,defense,victim", show_default=True,
+              help="Comma-separated components to generate: evasion, poison, defense, victim.")
+@click.option("--dest", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Directory to write the package benchlab-NAME into.")
+def new_plugin(name, kinds, dest):
+    """Write a ready plugin package (pyproject with the entry point, components, contract tests)."""
+    from .scaffold import write_plugin
+
+    root = write_plugin(name, [k.strip() for k in kinds.split(",") if k.strip()], dest)
+    click.echo(f"wrote {root}: `pip install -e {root}` registers it, `pytest {root}` checks it")
 
 
 @main.command(name="list")
@@ -241,7 +275,8 @@ def list_(kind, pattern, as_json):
         click.echo(json.dumps(records, indent=2, default=str))
         return
     if not records:
-        raise click.ClickException(f"no {kind} match {pattern!r}; try: benchlab list {kind}")
+        left_out = "".join(f"; plugin {p} left out ({q.status})" for p, q in registry.left_out.items())
+        raise click.ClickException(f"no {kind} match {pattern!r}; try: benchlab list {kind}{left_out}")
     rows = [[r["name"], r.get("threat", r.get("framework", "")), r["plugin"],
              ", ".join(f"{p['name']}={p['default']}" for p in r["params"]), r["summary"]] for r in records]
     click.echo(tabulate(rows, headers=["name", "type", "plugin", "parameters (defaults)", "summary"],
@@ -271,7 +306,8 @@ def leaderboard(out, dest, matrix_name, metric, include_superseded):
         matrix = load_matrix(matrix_name, get_registry())
         title = matrix.name
     dest = Path(dest or Path("leaderboards") / title)
-    _render(out, dest, title, matrix, metric, include_superseded)
+    _render(out, dest, title, matrix, metric, include_superseded,
+            skipped=matrix.skipped if matrix else None)
     click.echo(f"leaderboard: {dest}/README.md")
 
 

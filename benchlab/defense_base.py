@@ -23,6 +23,7 @@ class TrainingDefense(Defense):
     """Trains the victim with the shared loop; override the hooks below to change one thing."""
 
     frameworks = ("torch", "sklearn")
+    checkpointable = True
 
     # ---- hooks -------------------------------------------------------------------------------
     def recipe(self, victim: Victim, ctx: Context) -> Recipe:

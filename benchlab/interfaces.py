@@ -19,10 +19,11 @@ from .data import DatasetInfo, DataSplits, TensorData
 from .metrics import Metric
 from .params import Param, format_spec
 from .train import History, Recipe
-from .transfer import SOURCE_PARAMS, resolve_source, with_source_params
+from .transfer import SOURCE_PARAMS, check_source, with_source_params
 
 if TYPE_CHECKING:
-    from .context import Context
+    from .context import Context, CraftingContext
+    from .plugins import Registry
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 NORMS = ("l0", "l1", "l2", "linf")
@@ -39,6 +40,9 @@ class Plugin:
     test_spec: ClassVar[str | None] = None
     # Metrics this component adds to its cells' rows (see benchlab.metrics).
     declared_metrics: ClassVar[tuple[Metric, ...]] = ()
+    # The registry that created this instance (set by Registry.create; None when built directly):
+    # nested specs (Param(kind=...)) resolve through it, so a private registry resolves its own names.
+    registry: Registry | None = None
 
     def __init__(self, **values: Any):
         unknown = set(values) - {p.name for p in self.params}
@@ -57,6 +61,19 @@ class Plugin:
     def summary(cls) -> str:
         doc = (cls.__doc__ or "").strip()
         return doc.splitlines()[0] if doc else ""
+
+    def create(self, kind: str, spec: str) -> Plugin:
+        """A component of ``kind`` created by the registry that created this one (``victims``, ``mlp``)."""
+        if self.registry is None:
+            raise RuntimeError(f"{self.spec} was built directly, not by a registry, so it cannot create "
+                               f"{kind[:-1]} {spec!r}: build it with registry.create({self.kind + 's'!r}, ...)")
+        return self.registry.create(kind, spec)
+
+    def nested(self, param: str) -> Plugin | None:
+        """The component named by the nested-spec parameter ``param`` (``Param(kind=...)``); None when unset."""
+        declared = next(p for p in self.params if p.name == param)
+        value = self.values.get(param)
+        return None if value is None else self.create(declared.kind, value)
 
     def identity(self) -> dict:
         """What makes this plugin's output what it is: enters cache keys and cell ids."""
@@ -104,9 +121,17 @@ class Defense(Plugin):
     def fit(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
         raise NotImplementedError
 
-    # Optional: defenses that implement both get their torch models cached between cells.
-    # def checkpoint(self, fitted) -> tuple[dict[str, Tensor], dict]   (tensors, JSON-able info)
-    # def restore(self, victim, tensors, info, ctx) -> Fitted
+    # True when ``checkpoint`` and ``restore`` are implemented: the runner then caches fitted models
+    # between cells (and the contract checks round-trip them). TrainingDefense implements both.
+    checkpointable: ClassVar[bool] = False
+
+    def checkpoint(self, fitted: Fitted) -> tuple[dict[str, torch.Tensor], dict]:
+        """Tensors (safetensors, never pickle) and JSON-able info from which ``restore`` rebuilds ``fitted``."""
+        raise NotImplementedError(f"defense {self.name!r} is not checkpointable")
+
+    def restore(self, victim: Victim, tensors: dict[str, torch.Tensor], info: dict, ctx: Context) -> Fitted:
+        """The fitted model ``checkpoint`` saved, on ``ctx.device``."""
+        raise NotImplementedError(f"defense {self.name!r} is not checkpointable")
 
     def incompatibility(self, info, victim):
         if victim is not None and victim.framework not in self.frameworks:
@@ -150,7 +175,8 @@ class PoisonAttack(Plugin):
     # True for the no-poison reference: its cells share trained models with the evasion cells.
     leaves_data_clean: ClassVar[bool] = False
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
+        """The poisoned training set. ``ctx`` is a :class:`CraftingContext`: no test set, victim or recipe."""
         raise NotImplementedError
 
     def metrics(self, poison: PoisonedSet, fitted: Fitted, splits: DataSplits, ctx: Context) -> dict:
@@ -183,7 +209,12 @@ class EvasionAttack(Plugin):
 
     def __init__(self, **values: Any):
         super().__init__(**values)
-        self.source_victim = resolve_source(self)
+        check_source(self)
+
+    @property
+    def source_victim(self) -> Victim | None:
+        """The victim a transferred attack crafts on when it is not the cell's (``source_victim=``)."""
+        return self.nested("source_victim")
 
     def identity(self) -> dict:
         # Unset transfer parameters stay out of cache keys: adding them did not change any attack.

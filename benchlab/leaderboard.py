@@ -112,13 +112,15 @@ def _sections(frame: pd.DataFrame, blocks: dict[str, set[str]] | None):
 
 def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", manifest: dict | None = None,
            plots: bool = True, blocks: dict[str, set[str]] | None = None, metrics: TableMetrics | None = None,
-           installed: set[str] | None = None, include_superseded: bool = False) -> list[Path]:
+           installed: set[str] | None = None, include_superseded: bool = False,
+           skipped: dict[str, str] | None = None) -> list[Path]:
     """Write tables, plots, ``results.csv`` and ``manifest.json`` into ``dest``; return the paths.
 
     ``blocks`` maps block names to their cells (``Matrix.block_cells``): one table per block,
     dataset and threat model. A cell shared by two blocks appears in both. ``metrics`` chooses each
     table's metric; ``installed`` are the cell ids of the installed code (``benchlab.lineage``);
-    ``include_superseded`` also renders the superseded rows, one generation at a time.
+    ``include_superseded`` also renders the superseded rows, one generation at a time. ``skipped``
+    maps the blocks that did not run (a plugin they need is missing) to the reason, listed in the index.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -138,6 +140,8 @@ def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", ma
             for heading, prefix, section, block in _sections(generation, blocks):
                 written += _render_section(section, dest, f"superseded {number}: {heading}",
                                            f"superseded-{number}-{prefix}", index_lines, plots, metrics, block)
+    if skipped:
+        index_lines += ["## Skipped blocks", "", *(f"- `{name}`: {reason}" for name, reason in skipped.items()), ""]
     results_csv = dest / "results.csv"
     if not frame.empty:
         frame = frame.assign(superseded=frame.index.isin(superseded.index))
@@ -147,7 +151,7 @@ def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", ma
     _remove_stale(dest, {p.name for p in written})
     info = {"title": title, "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "cells": int(len(current)), "superseded": int(len(superseded)),
-            "files": sorted(p.name for p in written),
+            "files": sorted(p.name for p in written), "skipped_blocks": skipped or {},
             "file_sha256": {p.name: file_sha256(p) for p in written}, **(manifest or {})}
     (dest / "manifest.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
     return [*written, dest / "manifest.json"]

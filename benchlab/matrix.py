@@ -27,7 +27,8 @@ from .validation import check_matrix_data
 
 PRESETS = ("smoke", "quick", "paper", "full")
 AXES = ("datasets", "attacks", "defenses", "victims")
-BLOCK_KEYS = {*AXES, *(f"exclude_{a}" for a in AXES), "name", "seeds", "recipe", "budgets", "description", "metric"}
+BLOCK_KEYS = {*AXES, *(f"exclude_{a}" for a in AXES), "name", "seeds", "recipe", "budgets", "description",
+              "metric", "requires"}
 _BRACES = re.compile(r"\{([^{}]*)\}")
 
 
@@ -75,6 +76,8 @@ class Matrix:
     description: str = ""
     source: str = ""  # the file (or preset) it was loaded from, for error messages
     numerics: Numerics = field(default_factory=Numerics)  # part of every cell's identity
+    # Blocks left out because a plugin they need is missing, blocked or broken: name -> reason.
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def block_cells(self, registry: Registry) -> dict[str, set[str]]:
         """Each block's logical cells (``benchlab.lineage.logical_key``), before deduplication: the
@@ -97,9 +100,9 @@ class Matrix:
 def load_matrix(name_or_path: str, registry: Registry, seeds: int | None = None) -> Matrix:
     """A preset by name, or a TOML file by path; ``seeds`` overrides the seed list with range(N)."""
     path = Path(name_or_path)
-    if name_or_path in PRESETS:
-        text = resources.files("benchlab").joinpath("matrices", f"{name_or_path}.toml").read_text()
-        data = tomllib.loads(text)
+    if name_or_path in PRESETS or name_or_path in registry.matrices:  # plugins may add presets of their own
+        shipped = resources.files("benchlab").joinpath("matrices", f"{name_or_path}.toml")
+        data = tomllib.loads(shipped.read_text()) if name_or_path in PRESETS else {}
         data["block"] = [*data.get("block", []), *registry.matrices.get(name_or_path, [])]
         if not data["block"]:
             raise SpecError(f"preset {name_or_path!r} has no blocks yet: no installed plugin contributes to it")
@@ -120,7 +123,14 @@ def load_matrix(name_or_path: str, registry: Registry, seeds: int | None = None)
         blocks = _blocks(data, seeds)
     except SpecError as error:
         raise SpecError(f"{where}: {error}") from None
-    return Matrix(name, blocks, data.get("description", ""), where)
+    available, skipped = [], {}
+    for block in blocks:
+        reason = unavailable(block, registry)
+        if reason is None:
+            available.append(block)
+        else:
+            skipped[block["name"]] = reason
+    return Matrix(name, available, data.get("description", ""), where, skipped=skipped)
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -132,6 +142,31 @@ def _valid_name(name, path: Path) -> str:
         raise SpecError(f"matrix file {path}: name {name!r} is not a valid name: use letters, digits, '-', '_' "
                         f"and '.' (it names the leaderboard folder; it is not a path)")
     return name
+
+
+def unavailable(block: dict, registry: Registry) -> str | None:
+    """Why ``block`` cannot run in this installation, or None.
+
+    A block names the plugins it needs in ``requires`` (entry-point names). When some plugin was left
+    out (blocked, failed to import, colliding), a block naming a component no loaded plugin
+    registers is skipped too: the component most likely came from that plugin. Otherwise an unknown
+    name stays an error (a typo) when the block is expanded.
+    """
+    for plugin in block.get("requires", []):
+        if plugin not in registry.loaded:
+            problem = registry.left_out.get(plugin)
+            state = f"{problem.status}: {problem.reason}" if problem else "not installed"
+            return f"needs plugin {plugin!r}, which is {state}"
+    if not registry.left_out:
+        return None
+    for axis in AXES:
+        for entry in block[axis]:
+            for text in expand_braces(str(entry)):
+                name = parse_spec(text).name
+                if not any(ch in text for ch in "*?[") and name not in registry.entries[axis]:
+                    left_out = ", ".join(f"{p} ({q.status})" for p, q in registry.left_out.items())
+                    return f"names {axis[:-1]} {name!r}, which no loaded plugin registers (left out: {left_out})"
+    return None
 
 
 def _blocks(data: dict, seeds: int | None) -> list[dict]:
@@ -253,4 +288,5 @@ def describe(matrix: Matrix, cells: list[Cell]) -> str:
     for block in matrix.blocks:
         mine = [c for c in cells if c.block == block["name"]]
         lines.append(f"  block {block['name']}: {len(mine)} cells, seeds {block['seeds']}")
+    lines += [f"  block {name}: skipped, {reason}" for name, reason in matrix.skipped.items()]
     return "\n".join(lines)

@@ -57,7 +57,7 @@ def chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def _per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Reshape a per-example vector (N,) so it broadcasts against ``like`` (N, ...)."""
     return values.view(-1, *([1] * (like.ndim - 1)))
 
@@ -71,7 +71,7 @@ def steepest_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
     if norm == "linf":
         return grad.sign()
     if norm == "l2":
-        return grad / _per_example(l2_norms(grad).clamp_min(TINY), grad)
+        return grad / per_example(l2_norms(grad).clamp_min(TINY), grad)
     raise ValueError(f"unsupported norm {norm!r}; choose linf or l2")
 
 
@@ -81,7 +81,7 @@ def project(delta: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
         return delta.clamp(-eps, eps)
     if norm == "l2":
         scale = (eps / l2_norms(delta).clamp_min(TINY)).clamp(max=1.0)
-        return delta * _per_example(scale, delta)
+        return delta * per_example(scale, delta)
     raise ValueError(f"unsupported norm {norm!r}; choose linf or l2")
 
 
@@ -92,7 +92,7 @@ def on_sphere(shape, norm: str, eps: float, generator: torch.Generator) -> torch
         return (2 * signs - 1) * eps
     if norm == "l2":
         direction = torch.randn(shape, generator=generator)
-        return eps * direction / _per_example(l2_norms(direction).clamp_min(TINY), direction)
+        return eps * direction / per_example(l2_norms(direction).clamp_min(TINY), direction)
     raise ValueError(f"unsupported norm {norm!r}; choose linf or l2")
 
 
@@ -105,5 +105,5 @@ def in_ball(shape, norm: str, eps: float, generator: torch.Generator) -> torch.T
         dims = int(torch.tensor(shape[1:]).prod())
         radius = torch.rand(shape[0], generator=generator) ** (1.0 / dims)
         surface = on_sphere(shape, "l2", 1.0, generator)
-        return eps * surface * _per_example(radius, surface)
+        return eps * surface * per_example(radius, surface)
     raise ValueError(f"unsupported norm {norm!r}; choose linf or l2")

@@ -29,7 +29,12 @@ def closest(word: str, choices, n: int = 3) -> str:
 
 @dataclass(frozen=True)
 class Param:
-    """One declared parameter: type, default, and optional choices or numeric range."""
+    """One declared parameter: type, default, and optional choices or numeric range.
+
+    ``kind`` (``"attacks"``, ``"defenses"``, ``"victims"`` or ``"datasets"``) makes the value a nested
+    spec of a registered component of that kind (``source=erm``, ``surrogate=graynet``): the value
+    stays its spec text, and the registry that creates the owner checks that it resolves.
+    """
 
     name: str
     type: type = float
@@ -40,6 +45,7 @@ class Param:
     high: float | None = None
     required: bool = False
     keyword_only: bool = False  # never filled by a positional value (``name:a,b``)
+    kind: str | None = None
 
     def parse(self, owner: str, raw: Any) -> Any:
         value = self._convert(owner, raw)
@@ -84,6 +90,8 @@ class Param:
             out["choices"] = list(self.choices)
         if self.low is not None or self.high is not None:
             out["range"] = [self.low, self.high]
+        if self.kind is not None:
+            out["kind"] = self.kind
         return out
 
 

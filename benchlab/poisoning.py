@@ -1,4 +1,4 @@
-"""Poisoning building blocks: which training examples a poison changes, and stamping pixel patterns.
+"""Poisoning building blocks: which training examples a poison changes, random pixel patterns, stamping.
 
 Which examples are poisoned is always exactly ``round(fraction * N)`` of them, chosen by a seeded
 permutation, so a mask count is reproducible and testable.
@@ -12,6 +12,9 @@ from .norms import chunks
 
 # Poison crafting touches every training image once; larger chunks than for gradient attacks are fine.
 CRAFT_CHUNK = 4096
+# The ``ctx.generator`` salt of the class-wise random pattern: the random-pixels poison draws it, and
+# pattern searches that start from that same pattern (EvoShift) draw it with the same salt.
+RANDOM_PATTERN_SALT = 202
 
 
 def poison_mask(n: int, fraction: float, generator: torch.Generator, device) -> torch.Tensor:
@@ -19,6 +22,22 @@ def poison_mask(n: int, fraction: float, generator: torch.Generator, device) -> 
     mask = torch.zeros(n, dtype=torch.bool)
     mask[torch.randperm(n, generator=generator)[: round(fraction * n)]] = True
     return mask.to(device)
+
+
+def random_pattern(num_classes: int, pixels: int, shape: tuple[int, int, int], generator: torch.Generator):
+    """Class-wise random pixel patterns: ``pixels`` distinct locations per class and their intensities.
+
+    Returns ``locations`` (K, N, 2) as (row, col) and ``values`` (K, N, C) in [0, 1], the arguments
+    of :func:`stamp`.
+    """
+    channels, height, width = shape
+    if pixels > height * width:
+        raise ValueError(f"pixels={pixels} exceeds the {height}x{width} image")
+    # Distinct locations per class: the first N of a random permutation of all positions.
+    flat = torch.rand(num_classes, height * width, generator=generator).argsort(1)[:, :pixels]
+    locations = torch.stack((flat // width, flat % width), dim=-1)
+    values = torch.rand(num_classes, pixels, channels, generator=generator)
+    return locations, values
 
 
 def stamp(x: torch.Tensor, labels: torch.Tensor, locations: torch.Tensor, values: torch.Tensor):

@@ -30,7 +30,7 @@ from .interfaces import (
 )
 from .metrics import Metric
 from .params import Param
-from .plugins import get_registry
+from .plugins import Registry, get_registry
 from .train import Recipe
 
 __all__ = ["check_plugin", "check_class", "tiny_splits", "TinyVictim", "TinyForest", "make_context"]
@@ -62,13 +62,14 @@ class TinyForest(Victim):
         return RandomForestClassifier(n_estimators=10, random_state=0)
 
 
-def tiny_splits(per_class: int = 12) -> DataSplits:
+def tiny_splits(per_class: int = 12, registry=None) -> DataSplits:
     """A small, real, balanced slice of the digits data (always available offline)."""
-    splits = get_registry().create("datasets", f"digits:per_class={per_class}").load()
+    splits = (registry or get_registry()).create("datasets", f"digits:per_class={per_class}").load()
     return DataSplits(splits.train, splits.test.subset(slice(0, 10 * per_class)), splits.info)
 
 
 def make_context(splits: DataSplits, seed: int = 0, **changes) -> Context:
+    changes.setdefault("registry", get_registry())
     return Context(seed=seed, device=torch.device("cpu"), info=splits.info, monitor=splits.test, **changes)
 
 
@@ -89,13 +90,21 @@ def check_class(cls) -> None:
     assert sum(m.headline for m in cls.declared_metrics) <= 1, f"{cls.name}: more than one headline metric"
 
 
-def check_plugin(kind: str, spec: str | None = None, name: str | None = None) -> None:
-    """Run every applicable contract check on a registered plugin (``spec`` or its ``test_spec``)."""
-    registry = get_registry()
+def check_plugin(kind: str, spec=None, name: str | None = None, registry=None) -> None:
+    """Run every applicable contract check on a plugin: a registered spec or name, or a class.
+
+    ``spec`` without parameters uses the class's own ``test_spec`` (one it declares itself: a subclass
+    does not silently check its parent's configuration), else its defaults. A class need not be
+    registered: it is checked in a copy of ``registry`` (default: the process-wide one) that holds it.
+    """
+    registry = registry or get_registry()
+    if isinstance(spec, type):
+        registry = _with_class(registry, kind, spec)
+        spec = spec.name
     cls = registry.get(kind, (spec or name).split(":")[0])
     check_class(cls)
-    spec = spec if spec and ":" in spec else (getattr(cls, "test_spec", None) or cls.name)
-    splits = tiny_splits()
+    spec = spec if spec and ":" in spec else (cls.__dict__.get("test_spec") or cls.name)
+    splits = tiny_splits(registry=registry)
     if kind in ("attacks", "defenses"):  # budgets fill eps/pixels exactly as a matrix would
         from .matrix import with_budget
 
@@ -109,6 +118,15 @@ def check_plugin(kind: str, spec: str | None = None, name: str | None = None) ->
             check(plugin, splits)
             return
     raise AssertionError(f"{spec}: not an instance of any benchlab interface")
+
+
+def _with_class(registry: Registry, kind: str, cls: type) -> Registry:
+    """A copy of ``registry`` in which ``cls`` is registered under its name (replacing any other)."""
+    copy = Registry(entries={k: dict(v) for k, v in registry.entries.items()}, matrices=registry.matrices,
+                    loaded=set(registry.loaded), problems=list(registry.problems))
+    copy.entries[kind].pop(getattr(cls, "name", None), None)
+    copy.add(kind, cls, plugin=getattr(cls, "__module__", "check_plugin"))
+    return copy
 
 
 def _check_victim(victim: Victim, splits: DataSplits) -> None:
@@ -133,14 +151,14 @@ def _check_defense(defense: Defense, splits: DataSplits) -> None:
 
 
 def _check_defense_on(defense: Defense, victim: Victim, splits: DataSplits) -> None:
-    ctx = make_context(splits)
+    ctx = make_context(splits, registry=defense.registry or get_registry())
     fitted = defense.fit(victim, splits.train, ctx)
     pred = fitted.classifier.predict(splits.test.x)
     assert pred.shape == (len(splits.test),) and pred.dtype == torch.long
     chance = 1.0 / splits.info.num_classes
     assert fitted.classifier.accuracy(splits.test.x, splits.test.y) > chance, \
         f"{defense.spec} on {victim.framework}: no better than chance"
-    if hasattr(defense, "checkpoint") and hasattr(defense, "restore"):  # the runner caches through these
+    if defense.checkpointable:  # the runner caches through these
         tensors, info = defense.checkpoint(fitted)
         assert all(isinstance(t, torch.Tensor) for t in tensors.values()), \
             f"{defense.spec} on {victim.framework}: checkpoint must return tensors (safetensors, never pickle)"
@@ -150,7 +168,8 @@ def _check_defense_on(defense: Defense, victim: Victim, splits: DataSplits) -> N
 
 
 def _check_poison(attack: PoisonAttack, splits: DataSplits) -> None:
-    ctx = make_context(splits)
+    # What the runner hands craft: no test set, victim or recipe.
+    ctx = make_context(splits, registry=attack.registry or get_registry()).crafting()
     first = attack.craft(splits.train, ctx)
     assert isinstance(first, PoisonedSet)
     x, y = first.data.x, first.data.y
@@ -163,7 +182,7 @@ def _check_poison(attack: PoisonAttack, splits: DataSplits) -> None:
     eps = attack.values.get("eps")
     if eps is not None and attack.values.get("norm", "linf") == "linf":
         assert (x - splits.train.x).abs().max() <= eps + 1e-5, f"{attack.spec}: exceeds eps={eps}"
-    second = attack.craft(splits.train, make_context(splits))
+    second = attack.craft(splits.train, make_context(splits, registry=attack.registry or get_registry()).crafting())
     assert torch.equal(second.data.x, x) and torch.equal(second.data.y, y), f"{attack.spec}: not deterministic"
 
 
@@ -171,7 +190,7 @@ def _check_evasion(attack: EvasionAttack, splits: DataSplits) -> None:
     victim = TinyVictim()
     from .defense_base import TrainingDefense
 
-    ctx = make_context(splits, victim=victim)
+    ctx = make_context(splits, victim=victim, registry=attack.registry or get_registry())
     fitted = TrainingDefense().fit(victim, splits.train, ctx)
     x, y = splits.test.x, splits.test.y
     torch.manual_seed(0)

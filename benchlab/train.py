@@ -20,6 +20,7 @@ from .data import TensorData
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
+SCHEDULES = ("none", "cosine", "step")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -30,10 +31,13 @@ class Recipe:
     optimizer: str = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
+    # Adam's first-moment decay (beta1; beta2 stays 0.999). GAN-style training uses 0.5.
+    beta1: float = 0.9
     weight_decay: float = 0.0
     epochs: int = 10
     batch_size: int = 128
-    schedule: str = "none"  # "none" | "cosine"
+    # "none" | "cosine" (per step, to zero) | "step" (rate halved every 40% of the epochs)
+    schedule: str = "none"
     # Convolutions run in NHWC: oneDNN (CPU) and cuDNN pick faster kernels (see benchmarks/).
     channels_last: bool = True
     # "bf16": forward passes under bfloat16 autocast (weights, gradients and optimizer stay fp32).
@@ -46,6 +50,10 @@ class Recipe:
         if unknown:
             raise ValueError(f"unknown recipe fields {sorted(unknown)}; valid: {sorted(asdict(self))}")
         return replace(self, **changes)
+
+
+# The recipe of small Adam-trained victims (MLPs, LeNet-style CNNs) on small images.
+ADAM_RECIPE = Recipe(optimizer="adam", lr=1e-3, epochs=20, batch_size=64)
 
 
 @dataclass
@@ -81,7 +89,8 @@ def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, fused=fused,
                                weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=fused)
+        return torch.optim.Adam(params, lr=recipe.lr, betas=(recipe.beta1, 0.999), weight_decay=recipe.weight_decay,
+                                fused=fused)
     if recipe.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
@@ -131,28 +140,35 @@ def fit(
     optimizer: torch.optim.Optimizer | None = None,
     progress: bool = False,
     desc: str = "train",
+    on_epoch_end: Callable[[int], None] | None = None,
 ) -> History:
     """Train ``model`` in place on ``train`` (already on the model's device) and return its history.
 
     Train accuracy per epoch is the running accuracy over the epoch's batches; the last entry is
     replaced by a full evaluation so ``train_acc[-1]`` is the accuracy of the final model.
     ``monitor`` (the clean test set) is evaluated after every epoch for final and peak accuracy.
+    ``on_epoch_end(epoch)`` runs after each epoch's last step, before that evaluation: defenses
+    that train a second module (a critic) step its schedule or reset their statistics there.
     """
     device = next(model.parameters()).device
     if recipe.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {recipe.precision!r}; valid: {', '.join(PRECISIONS)}")
+    if recipe.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {recipe.schedule!r}; valid: {', '.join(SCHEDULES)}")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.precision == "bf16")
     if recipe.channels_last and any(isinstance(m, nn.Conv2d) for m in model.modules()):
         model.to(memory_format=torch.channels_last)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     optimizer = optimizer or make_optimizer(model.parameters(), recipe)
-    scheduler = None
+    scheduler = epoch_scheduler = None
     steps_per_epoch = -(-len(train) // recipe.batch_size)
     if recipe.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.epochs * steps_per_epoch)
+    elif recipe.schedule == "step":
+        epoch_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, max(1, round(0.4 * recipe.epochs)), gamma=0.5)
     history = History()
     bar = tqdm(range(recipe.epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
-    for _ in bar:
+    for epoch in bar:
         model.train()
         order = torch.randperm(len(train), generator=generator).to(device)
         correct = torch.zeros((), device=device)
@@ -175,6 +191,10 @@ def fit(
             # Accumulate on the device: no host sync per batch.
             correct += (logits.detach().argmax(1) == y).sum()
             total_loss += loss.detach() * len(y)
+        if epoch_scheduler is not None:
+            epoch_scheduler.step()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
         history.train_acc.append(correct.item() / len(train))
         history.loss.append(total_loss.item() / len(train))
         if monitor is not None:

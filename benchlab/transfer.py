@@ -10,7 +10,9 @@ Every evasion attack accepts two parameters, added to its declared ones by :clas
 
 The runner trains and caches the source model like any other cell's model (``ctx.reference``) and
 scores the attack's output on the cell's own model: the attack itself never knows it is transferred.
-Specs given as values take at most one parameter each (commas separate the attack's parameters).
+Both are nested specs (``Param(kind=...)``): the registry that creates the attack checks that they
+resolve, so a typo fails when the matrix is expanded, not mid-run. Specs given as values take at most
+one parameter each (commas separate the attack's parameters).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ if TYPE_CHECKING:
 SOURCE_PARAMS = (
     Param("source", str, None, "craft on the victim trained by this defense (e.g. erm) and score on the cell's "
                                "model: transfer / 'Fixed' evaluation (None: white-box on the cell's model)",
-          keyword_only=True),
+          kind="defenses", keyword_only=True),
     Param("source_victim", str, None, "with source: craft on this victim instead of the cell's (e.g. lenet5)",
-          keyword_only=True),
+          kind="victims", keyword_only=True),
 )
 
 
@@ -39,28 +41,11 @@ def with_source_params(params: tuple[Param, ...]) -> tuple[Param, ...]:
     return (*params, *(p for p in SOURCE_PARAMS if p.name not in names))
 
 
-def resolve_source(attack: EvasionAttack):
-    """The source victim plugin (or None: the cell's), after checking both specs resolve.
-
-    Called when the attack is created, so a typo fails when the matrix is expanded, not mid-run.
-    """
-    from .plugins import get_registry  # the registry imports the interfaces: resolve lazily
-
-    source, source_victim = attack.values.get("source"), attack.values.get("source_victim")
-    if source is None:
-        if source_victim is not None:
-            raise SpecError(f"{attack.name}: source_victim={source_victim!r} needs source=DEFENSE (e.g. source=erm)")
-        return None
-    registry = get_registry()
-    _create(registry, "defenses", source, attack)
-    return None if source_victim is None else _create(registry, "victims", source_victim, attack)
-
-
-def _create(registry, kind: str, spec: str, attack: EvasionAttack):
-    try:
-        return registry.create(kind, spec)
-    except SpecError as error:
-        raise SpecError(f"{attack.name}: {kind[:-1]} spec {spec!r} does not resolve: {error}") from None
+def check_source(attack: EvasionAttack) -> None:
+    """``source_victim`` only means something with ``source``: fail when the matrix is expanded."""
+    if attack.values.get("source") is None and attack.values.get("source_victim") is not None:
+        raise SpecError(f"{attack.name}: source_victim={attack.values['source_victim']!r} needs source=DEFENSE "
+                        f"(e.g. source=erm)")
 
 
 def crafting_model(attack: EvasionAttack, model: Classifier, ctx: Context) -> Classifier:

@@ -19,7 +19,6 @@ import copy
 
 import pytest
 import torch
-from benchlab_baselines.one_channel_conv import OneChannelConv2d
 from benchlab_deepconfuse.confuse import ConfuseSettings
 from conftest import median_times
 from test_adversary_critic_step import _model, adversary_critic_step, batch, margin_step  # noqa: F401 (fixture)
@@ -27,6 +26,7 @@ from test_deepconfuse_iteration import Iteration, data  # noqa: F401 (fixture)
 from torch import nn
 from torch.nn import functional as F
 
+from benchlab.nn.one_channel_conv import OneChannelConv2d
 from benchlab.plugins import get_registry
 
 pytestmark = pytest.mark.usefixtures("one_thread")

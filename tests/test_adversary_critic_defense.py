@@ -181,3 +181,26 @@ def test_vat_and_adversary_critic_widen_the_margin_over_erm(registry, digits):
     for attack in ("ta-deepfool", "high-confidence"):
         assert rho["vat:eps=0.83"][attack] > 1.2 * rho["erm"][attack], rho
         assert rho[critic][attack] > 1.08 * rho["erm"][attack], rho
+
+
+def test_adversary_critic_trains_through_the_recipe(registry, digits):
+    """The classifier's optimizer comes from the recipe: a matrix override of lr reaches it (lr=0 learns nothing)."""
+    victim = registry.create("victims", "mlp3:width=16")
+    defense = registry.create("defenses", "adversary-critic:critic_width=16,batch_size=64,pretrain_epochs=1,epochs=1")
+    accuracy = {}
+    for lr in (0.0, 1e-2):
+        ctx = Context(seed=0, device=torch.device("cpu"), info=digits.info, recipe_overrides={"lr": lr})
+        assert defense.recipe(victim, ctx).optimizer == "adam" and defense.recipe(victim, ctx).beta1 == 0.5
+        fitted = defense.fit(victim, digits.train, ctx)
+        accuracy[lr] = fitted.classifier.accuracy(digits.test.x, digits.test.y)
+    assert accuracy[0.0] < 0.3 < accuracy[1e-2]
+
+
+def test_the_step_schedule_halves_the_rate_every_forty_percent_of_the_epochs(digits):
+    from benchlab import Recipe, fit
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    fit(model, digits.train.subset(slice(0, 64)), Recipe(epochs=5, batch_size=64, schedule="step"), seed=0,
+        optimizer=optimizer)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.025)  # halved after epochs 2 and 4

@@ -348,3 +348,10 @@ def test_real_debian_fashion_mnist(monkeypatch):
     assert splits.train.x.shape[1:] == (1, 28, 28) and splits.train.x.dtype == torch.float32
     assert float(splits.test.x.min()) == 0.0 and float(splits.test.x.max()) == 1.0
     assert splits.train.y.bincount().tolist() == [6000] * 10
+
+
+def test_digits_subsamples_the_test_set_per_class_and_keeps_its_default_identity(registry):
+    splits = registry.create("datasets", "digits:test_per_class=20").load()
+    assert len(splits.test) == 200 and torch.bincount(splits.test.y).tolist() == [20] * 10
+    assert "test_per_class" not in registry.create("datasets", "digits").identity()["params"]
+    assert registry.create("datasets", "digits").spec == "digits"

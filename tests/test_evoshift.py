@@ -26,12 +26,13 @@ from benchlab.classifier import TorchClassifier
 from benchlab.context import Context
 from benchlab.data import DatasetInfo, DataSplits, TensorData
 from benchlab.interfaces import Fitted, PoisonedSet
+from benchlab.plugins import get_registry
 from benchlab.testing import check_plugin
 
 
 def context(splits, seed=0, cache=None, **changes) -> Context:
     return Context(seed=seed, device=torch.device("cpu"), info=splits.info, cache=cache,
-                   monitor=splits.test, **changes)
+                   monitor=splits.test, registry=get_registry(), **changes)
 
 
 # ---- pattern parameterisation (Section V-A) ------------------------------------------------------

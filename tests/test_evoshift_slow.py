@@ -33,8 +33,8 @@ def victim_accuracy(poison, splits, seed: int) -> float:
 
 @pytest.mark.slow
 def test_evoshift_hurts_more_than_random_pixels_of_the_same_budget(digits):
-    ctx = Context(seed=0, device=torch.device("cpu"), info=digits.info)
     registry = get_registry()
+    ctx = Context(seed=0, device=torch.device("cpu"), info=digits.info, registry=registry)
     searched = registry.create("attacks", f"evoshift:pixels=2,{SEARCH}").craft(digits.train, ctx)
     random = registry.create("attacks", "random-pixels:pixels=2").craft(digits.train, ctx)
     fitness = searched.extras["fitness"]
@@ -51,7 +51,7 @@ def test_vibce_lowers_nuisance_sensitivity_without_losing_semantics():
         splits = registry.create("datasets", "fashion-mnist:per_class=50,test_per_class=20").load()
     except DatasetMissing as missing:
         pytest.skip(str(missing))
-    ctx = Context(seed=0, device=torch.device("cpu"), info=splits.info)
+    ctx = Context(seed=0, device=torch.device("cpu"), info=splits.info, registry=registry)
     poison = registry.create("attacks", "evoshift:pixels=5,generations=0").craft(splits.train, ctx)
     victim = registry.create("victims", "graynet")
     metrics = {}

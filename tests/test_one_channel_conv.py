@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from benchlab_baselines import one_channel_conv
-from benchlab_baselines.one_channel_conv import OneChannelConv2d, conv2d
 from torch import nn
 from torch.func import functional_call
 
+from benchlab.nn import one_channel_conv
+from benchlab.nn.one_channel_conv import OneChannelConv2d, conv2d
 from benchlab.plugins import get_registry
 
 LAYOUTS = [  # (kernel, stride, padding, input size)

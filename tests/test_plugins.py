@@ -93,8 +93,8 @@ def test_discovered_plugin_runs_in_a_cell(demo_site, tmp_path):
 
 def test_blocked_plugin_is_not_loaded(demo_site):
     result = _benchlab("plugins", "--json", site=demo_site, BENCHLAB_BLOCK_PLUGINS="demo")
-    names = {r["name"] for r in json.loads(result.stdout)}
-    assert "demo" not in names and "baselines" in names
+    status = {r["name"]: r["status"] for r in json.loads(result.stdout)}
+    assert status["demo"] == "blocked" and status["baselines"] == "ok"  # listed, with why it is not loaded
     unknown = _benchlab("list", "attacks", "demo-*", site=demo_site, BENCHLAB_BLOCK_PLUGINS="demo")
     assert unknown.returncode != 0 and "no attacks match 'demo-*'" in unknown.stderr
 

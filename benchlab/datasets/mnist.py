@@ -24,6 +24,10 @@ class IDXSource(SubsampledSource):
     def search_dirs(self, root: Path) -> list[Path]:
         return [root / self.folder / "raw"]
 
+    def installed(self, data_root=None) -> bool:
+        """Whether the four IDX files are on disk (checked without reading them)."""
+        return any(find_idx_set(d) for d in self.search_dirs(resolve_root(data_root)) if d.is_dir())
+
     def how_to_get(self) -> str:
         return (f"pass --data-root DIR containing {self.folder}/raw/ with {LAYOUT_FILES} "
                 f"(torchvision's layout), or add --download")

@@ -1,10 +1,11 @@
 """``adversary-critic``: robust training against a multiclass adversary critic (Sec. 4-5).
 
 The classifier f and the critic D have their own Adam optimizers and are updated alternately on
-every batch, which the shared single-objective loop of :class:`TrainingDefense` cannot express;
-this defense therefore owns its loop but reuses ``benchlab.train`` for the plain pretraining epoch,
-for evaluation and for the history record. Only the classifier is cached (the critic is a
-training-time device; it is never used at test time).
+every batch. Both phases (plain pretraining, then adversarial training) run in the shared loop
+``benchlab.fit`` with the recipe's optimizer, rate, batch size and schedule for f: the per-batch
+objective updates the critic first and returns f's loss, and the epoch hook steps the critic's
+schedule. Only the classifier is cached (the critic is a training-time device, never used at test
+time).
 """
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from benchlab import Metric
-from benchlab.classifier import TorchClassifier
-from benchlab.context import Context
-from benchlab.data import TensorData
-from benchlab.interfaces import Defense, Fitted, Victim
-from benchlab.params import Param
-from benchlab.train import History, evaluate, fit
+from benchlab import (
+    Context,
+    Fitted,
+    Metric,
+    Param,
+    Recipe,
+    TensorData,
+    TorchClassifier,
+    TrainingDefense,
+    Victim,
+    fit,
+    make_optimizer,
+)
 
 from .critic import AdversaryCritic, critic_objective, fooling_objective
 from .mapping import ClassConfidence, adversarial_mapping, cycle_consistency
@@ -27,7 +34,7 @@ from .mapping import ClassConfidence, adversarial_mapping, cycle_consistency
 BETAS = (0.5, 0.999)
 
 
-class AdversaryCriticDefense(Defense):
+class AdversaryCriticDefense(TrainingDefense):
     """Adversary-critic training: f's high-confidence adversarial examples must fool a class-wise critic D.
 
     Reference: Matyasko & Chau, "Improved Network Robustness with Adversary Critic", NeurIPS 2018,
@@ -37,9 +44,11 @@ class AdversaryCriticDefense(Defense):
     attack A_f (5 steps, target = closest boundary, C = running mean class confidence). One plain
     epoch of pretraining first; Adam (beta1 0.5), lr 5e-4 (f) / 1e-3 (D), both halved every 40% of
     the epochs (paper: every 40 of 100). lam is 0.5 for the MLP and 0.1 for LeNet-5 in the paper.
+    These are f's recipe here; a matrix's ``[recipe]`` overrides apply on top, as for every defense.
     """
 
     name = "adversary-critic"
+    frameworks = ("torch",)
     declared_metrics = (
         Metric("ac_train_flip_rate", False, "last epoch: share of training inputs whose prediction the "
                                             "training attack A_f changed"),
@@ -69,54 +78,57 @@ class AdversaryCriticDefense(Defense):
     test_spec = "adversary-critic:critic_width=32,batch_size=32,pretrain_epochs=5,epochs=5"
 
     # ---- training ----------------------------------------------------------------------------
+    def recipe(self, victim: Victim, ctx: Context) -> Recipe:
+        """The paper's optimizer for f (Adam, beta1 0.5, lr, batch, step decay), then the matrix's overrides."""
+        paper = victim.recipe.override(optimizer="adam", beta1=BETAS[0], lr=self.p.lr, batch_size=self.p.batch_size,
+                                       schedule="step")
+        return paper.override(**ctx.recipe_overrides).override(epochs=self.p.epochs)
+
     def fit(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
         torch.manual_seed(ctx.seed)
         info = ctx.info
-        model = victim.build(info.input_shape, info.num_classes).to(ctx.device)
+        model = self.build_model(victim, ctx).to(ctx.device)
         critic = AdversaryCritic(info.input_shape, info.num_classes, self.p.critic_width).to(ctx.device)
         train = train.to(ctx.device)
         monitor = ctx.monitor.to(ctx.device) if ctx.monitor is not None else None
-        opt_f = torch.optim.Adam(model.parameters(), lr=self.p.lr, betas=BETAS)
+        recipe = self.recipe(victim, ctx)
+        opt_f = self.optimizer(model, recipe, ctx) or make_optimizer(model.parameters(), recipe)
         opt_d = torch.optim.Adam(critic.parameters(), lr=self.p.critic_lr, betas=BETAS)
-        recipe = ctx.recipe(victim, batch_size=self.p.batch_size)
-        epochs = recipe.epochs if self.p.epochs is None else self.p.epochs
-        # Pretraining shares the classifier's optimizer; no schedule (its own schedule starts after).
+        # Pretraining shares the classifier's optimizer; no schedule (the schedule starts after it).
         pretrain = recipe.override(epochs=self.p.pretrain_epochs, schedule="none")
         history = fit(model, train, pretrain, seed=ctx.seed, monitor=monitor, optimizer=opt_f,
                       progress=ctx.progress, desc=f"{self.spec}/pretrain")
         confidence = ClassConfidence.estimate(model, train, info.num_classes)
-        # Halve both rates every 40% of the run (40 of the paper's 100 epochs).
-        period = max(1, round(0.4 * epochs))
-        schedules = [torch.optim.lr_scheduler.StepLR(opt, period, gamma=0.5) for opt in (opt_f, opt_d)]
-        generator = ctx.generator(salt=613)
+        # The critic's rate is halved on f's schedule: every 40% of the adversarial epochs.
+        critic_schedule = torch.optim.lr_scheduler.StepLR(opt_d, max(1, round(0.4 * recipe.epochs)), gamma=0.5)
         totals: dict[str, float] = {}
-        for _ in range(epochs):
-            model.train()
-            critic.train()
-            order = torch.randperm(len(train), generator=generator).to(ctx.device)
-            totals = {}
-            for start in range(0, len(train), self.p.batch_size):
-                index = order[start : start + self.p.batch_size]
-                stats = self.step(model, critic, opt_f, opt_d, confidence, train.x[index], train.y[index])
-                for key, value in stats.items():
-                    totals[key] = totals.get(key, 0.0) + value
-            for schedule in schedules:
-                schedule.step()
-            history.train_acc.append(totals["correct"] / len(train))
-            history.loss.append(totals["loss"] / len(train))
-            if monitor is not None:
-                history.test_acc.append(evaluate(model, monitor))
-        if epochs:
-            history.train_acc[-1] = evaluate(model, train)
-        model.eval()
-        return Fitted(TorchClassifier(model), history, self._metrics(totals, len(train)))
+        last: dict[str, float] = {}
 
-    def step(self, model, critic, opt_f, opt_d, confidence: ClassConfidence, x, y) -> dict:
-        """One critic update (eq. 4) then one classifier update (eq. 5 + lam_rec * eq. 6).
+        def objective(model, x, y):
+            loss, logits, stats = self.critic_step_and_loss(model, critic, opt_d, confidence, x, y)
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0.0) + value
+            return loss, logits
+
+        def end_of_epoch(epoch: int) -> None:
+            critic_schedule.step()
+            last.clear()
+            last.update(totals)
+            totals.clear()
+
+        adversarial = fit(model, train, recipe, seed=ctx.seed * 1_000_003 + 613, monitor=monitor,
+                          objective=objective, optimizer=opt_f, progress=ctx.progress, desc=self.spec,
+                          on_epoch_end=end_of_epoch)
+        for name in ("train_acc", "test_acc", "loss"):
+            getattr(history, name).extend(getattr(adversarial, name))
+        return Fitted(TorchClassifier(model), history, self._metrics(last, len(train)))
+
+    def critic_step_and_loss(self, model, critic, opt_d, confidence: ClassConfidence, x, y):
+        """One critic update (eq. 4), then f's loss (eq. 5 + lam_rec * eq. 6), its logits and statistics.
 
         The adversarial examples are computed once, differentiably: the critic trains on their
-        values (detached) and the classifier step back-propagates through them. The authors'
-        code computes them twice with the same parameters, which gives the same values.
+        values (detached) and f's loss back-propagates through them. The authors' code computes
+        them twice with the same parameters, which gives the same values.
         """
         steps, overshoot = self.p.attack_steps, self.p.overshoot
         logits = model(x)
@@ -132,7 +144,7 @@ class AdversaryCriticDefense(Defense):
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        # Classifier step against the updated critic; no gradients for the critic's parameters.
+        # f's loss against the updated critic; the graph records no gradients for the critic's parameters.
         critic.requires_grad_(False)
         nll = F.cross_entropy(logits, y)
         fool = fooling_objective(critic, x_adv[flipped], adv_pred[flipped])
@@ -140,15 +152,20 @@ class AdversaryCriticDefense(Defense):
         cycle = cycle_consistency(model, x[flipped], x_adv[flipped], source[flipped],
                                   source_confidence[flipped], steps, overshoot)
         loss = nll + self.p.lam * fool + self.p.lam_rec * cycle
+        critic.requires_grad_(True)
+        hits = flipped.sum().item()
+        stats = {"flipped": hits, "adv_l2": (x_adv - x).detach().flatten(1).norm(dim=1)[flipped].sum().item(),
+                 "cycle": cycle.item() * hits, "critic_real": parts["real_correct"].item(),
+                 "critic_adv": parts["adv_correct"].item()}
+        return loss, logits, stats
+
+    def step(self, model, critic, opt_f, opt_d, confidence: ClassConfidence, x, y) -> dict:
+        """One critic update then one classifier update (what ``fit`` does per batch)."""
+        loss, logits, stats = self.critic_step_and_loss(model, critic, opt_d, confidence, x, y)
         opt_f.zero_grad(set_to_none=True)
         loss.backward()
         opt_f.step()
-        critic.requires_grad_(True)
-        n, hits = len(y), flipped.sum().item()
-        return {"correct": (source == y).sum().item(), "loss": loss.item() * n, "flipped": hits,
-                "adv_l2": (x_adv - x).detach().flatten(1).norm(dim=1)[flipped].sum().item(),
-                "cycle": cycle.item() * hits, "critic_real": parts["real_correct"].item(),
-                "critic_adv": parts["adv_correct"].item()}
+        return {"correct": (logits.detach().argmax(1) == y).sum().item(), "loss": loss.item() * len(y), **stats}
 
     @staticmethod
     def _metrics(totals: dict, n: int) -> dict:
@@ -159,14 +176,3 @@ class AdversaryCriticDefense(Defense):
         return {"ac_train_flip_rate": totals["flipped"] / n, "ac_train_adv_l2": totals["adv_l2"] / flipped,
                 "ac_train_cycle": totals["cycle"] / flipped, "ac_critic_acc_real": totals["critic_real"] / n,
                 "ac_critic_acc_adv": totals["critic_adv"] / flipped}
-
-    # ---- caching -----------------------------------------------------------------------------
-    def checkpoint(self, fitted: Fitted) -> tuple[dict, dict]:
-        history = fitted.history.as_dict() if fitted.history else {}
-        return fitted.classifier.module.state_dict(), {"history": history, "metrics": fitted.metrics}
-
-    def restore(self, victim: Victim, tensors: dict, info: dict, ctx: Context) -> Fitted:
-        model = victim.build(ctx.info.input_shape, ctx.info.num_classes)
-        model.load_state_dict(tensors)
-        return Fitted(TorchClassifier(model.to(ctx.device)), History(**info.get("history", {})),
-                      info.get("metrics", {}))

@@ -21,13 +21,9 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
+from benchlab import TINY, per_example
+
 Logits = Callable[[torch.Tensor], torch.Tensor]
-# Keeps 1 / ||∇||² finite when the softmax saturates and the gradient vanishes.
-TINY = 1e-12
-
-
-def per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.ndim - 1)))
 
 
 def class_input_gradients(logits: torch.Tensor, x: torch.Tensor, keep_graph: bool = False) -> torch.Tensor:

@@ -6,12 +6,7 @@ from typing import ClassVar
 
 import torch
 
-from benchlab import Metric
-from benchlab.classifier import Classifier
-from benchlab.context import Context
-from benchlab.interfaces import EvasionAttack, EvasionResult
-from benchlab.norms import chunks
-from benchlab.params import Param, SpecError
+from benchlab import Classifier, Context, EvasionAttack, EvasionResult, Metric, Param, SpecError, chunks
 
 from .high_confidence import closest_boundary_target, high_confidence_attack
 

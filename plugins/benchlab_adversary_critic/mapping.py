@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchlab.data import TensorData
+from benchlab import TensorData
 
 from .high_confidence import closest_boundary_target, high_confidence_attack
 

@@ -24,8 +24,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from benchlab.defense_base import TrainingDefense
-from benchlab.params import Param
+from benchlab import Param, TrainingDefense
 
 from .high_confidence import class_input_gradients
 

@@ -39,6 +39,7 @@ def table1_block(dataset: str, victim: str) -> dict:
                      f"adversary-critic:lam={lam},pretrain_epochs=10"],
         "victims": [victim_spec],
         "recipe": {"epochs": EPOCHS},
+        "requires": ["baselines", "lwa"],  # erm; goodfellow
     }
 
 

@@ -19,10 +19,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from benchlab.defense_base import TrainingDefense
-from benchlab.params import Param
-
-from .high_confidence import TINY, per_example
+from benchlab import TINY, Param, TrainingDefense, per_example
 
 
 def kl_from_logits(reference_log_p: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

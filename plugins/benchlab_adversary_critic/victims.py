@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-from benchlab_baselines.models_small import SplitNet, two_conv_net
 from torch import nn
 
-from benchlab.interfaces import Victim
-from benchlab.params import Param
-from benchlab.train import Recipe
+from benchlab import Param, Recipe, SplitNet, Victim, two_conv_net
 
 
 def mlp3(input_shape, num_classes: int, width: int) -> SplitNet:

@@ -11,9 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchlab.defense_base import TrainingDefense
-from benchlab.params import Param
-from benchlab.train import OPTIMIZERS
+from benchlab import OPTIMIZERS, Param, TrainingDefense
 
 # Learning rate used when ``erm`` switches the optimizer family and no lr is given: an SGD rate
 # such as 0.1 makes Adam diverge, and Adam's 1e-3 barely moves SGD.

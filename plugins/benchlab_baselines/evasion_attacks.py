@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from benchlab.classifier import Classifier
-from benchlab.context import Context
-from benchlab.interfaces import EvasionAttack
-from benchlab.norms import (
+from benchlab import (
+    Classifier,
+    Context,
+    EvasionAttack,
+    Param,
     chunks,
     eps_param,
     in_ball,
@@ -25,7 +26,6 @@ from benchlab.norms import (
     resolve_budget,
     steepest_direction,
 )
-from benchlab.params import Param
 
 
 def loss_gradient(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -9,13 +9,28 @@ from __future__ import annotations
 
 import torch
 
-from benchlab import Metric
-from benchlab.context import Context
-from benchlab.data import DataSplits, TensorData
-from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
-from benchlab.norms import chunks, eps_param, fraction_param, missing_budget, norm_param, resolve_budget
-from benchlab.params import Param
-from benchlab.poisoning import CRAFT_CHUNK, poison_mask, stamp
+from benchlab import (
+    CRAFT_CHUNK,
+    RANDOM_PATTERN_SALT,
+    Context,
+    CraftingContext,
+    DataSplits,
+    Fitted,
+    Metric,
+    Param,
+    PoisonAttack,
+    PoisonedSet,
+    TensorData,
+    chunks,
+    eps_param,
+    fraction_param,
+    missing_budget,
+    norm_param,
+    poison_mask,
+    random_pattern,
+    resolve_budget,
+    stamp,
+)
 
 
 class Clean(PoisonAttack):
@@ -27,7 +42,7 @@ class Clean(PoisonAttack):
     name = "clean"
     leaves_data_clean = True  # its victims are the evasion cells' clean models: trained once, shared
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         return PoisonedSet(train, torch.zeros(len(train), dtype=torch.bool, device=train.device))
 
 
@@ -46,7 +61,7 @@ class UniformNoise(PoisonAttack):
     def incompatibility(self, info, victim):
         return missing_budget(self.p.eps, "linf", info)
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         eps = resolve_budget(self.p.eps, "linf", ctx)
         generator = ctx.generator(201)
         mask = poison_mask(len(train), self.p.fraction, generator, train.device)
@@ -92,17 +107,13 @@ class RandomPixels(PoisonAttack):
         pixels, (_, height, width) = self.p.pixels or info.budgets["l0"], info.input_shape
         return f"pixels={pixels} exceeds the {height}x{width} image" if pixels > height * width else None
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         pixels = int(resolve_budget(self.p.pixels, "l0", ctx))
-        channels, height, width = train.x.shape[1:]
-        if pixels > height * width:
-            raise ValueError(f"random-pixels: pixels={pixels} exceeds the {height}x{width} image")
-        classes = ctx.info.num_classes
-        generator = ctx.generator(202)
-        # Distinct locations per class: the first N of a random permutation of all positions.
-        flat = torch.rand(classes, height * width, generator=generator).argsort(1)[:, :pixels]
-        locations = torch.stack((flat // width, flat % width), dim=-1)
-        values = torch.rand(classes, pixels, channels, generator=generator)
+        generator = ctx.generator(RANDOM_PATTERN_SALT)
+        try:
+            locations, values = random_pattern(ctx.info.num_classes, pixels, tuple(train.x.shape[1:]), generator)
+        except ValueError as error:
+            raise ValueError(f"random-pixels: {error}") from None
         mask = poison_mask(len(train), self.p.fraction, generator, train.device)
         x = train.x.clone()
         index = mask.nonzero().squeeze(1)
@@ -131,7 +142,7 @@ class LabelFlip(PoisonAttack):
     name = "label-flip"
     params = (fraction_param(0.2),)
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         generator = ctx.generator(203)
         mask = poison_mask(len(train), self.p.fraction, generator, train.device)
         index = mask.nonzero().squeeze(1)

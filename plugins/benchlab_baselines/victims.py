@@ -1,6 +1,6 @@
 """Baseline victims: the architectures the reproduced papers train, timm models, and two sklearn models.
 
-Torch victims build :class:`~.models_small.SplitNet` modules (``features`` -> ``classifier``), so
+Torch victims build :class:`benchlab.SplitNet` modules (``features`` -> ``classifier``), so
 ``split`` is the pair of submodules. Recipes are sized for small images on a CPU; a matrix's
 ``recipe_overrides`` or a defense change single fields.
 """
@@ -11,21 +11,12 @@ import difflib
 
 from torch import nn
 
-from benchlab.interfaces import Victim
-from benchlab.params import Param, SpecError
-from benchlab.train import Recipe
+from benchlab import ADAM_RECIPE, Param, Recipe, SpecError, SplitVictim, Victim
 
 from . import models_cifar, models_small
 
-ADAM = Recipe(optimizer="adam", lr=1e-3, epochs=20, batch_size=64)
+ADAM = ADAM_RECIPE
 SGD_DEEP = Recipe(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, epochs=30, schedule="cosine")
-
-
-class SplitVictim(Victim):
-    """A torch victim whose model is a SplitNet: representation = ``features``, head = ``classifier``."""
-
-    def split(self, model: models_small.SplitNet) -> tuple[nn.Module, nn.Module]:
-        return model.features, model.classifier
 
 
 class MLP(SplitVictim):

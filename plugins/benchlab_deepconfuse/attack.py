@@ -6,16 +6,26 @@ import time
 
 import torch
 
-from benchlab import Metric
-from benchlab import poison_mask as choose
-from benchlab.cache import cache_key
-from benchlab.classifier import TorchClassifier
-from benchlab.context import Context
-from benchlab.data import DataSplits, TensorData
-from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
-from benchlab.norms import eps_param, fraction_param, missing_budget, resolve_budget
-from benchlab.params import Param, SpecError
-from benchlab.plugins import get_registry
+from benchlab import (
+    Context,
+    CraftingContext,
+    DataSplits,
+    Fitted,
+    Metric,
+    Param,
+    PoisonAttack,
+    PoisonedSet,
+    SpecError,
+    TensorData,
+    TorchClassifier,
+    eps_param,
+    fraction_param,
+    missing_budget,
+    resolve_budget,
+)
+from benchlab import (
+    poison_mask as choose,
+)
 
 from . import figures
 from .confuse import ConfuseSettings, poisoned, train_generator
@@ -67,7 +77,8 @@ class DeepConfuse(PoisonAttack):
         Param("target", str, "none", "none: untargeted (Sec. 3); shift: label-specific, eta(y)=(y+shift) mod K",
               choices=("none", "shift")),
         Param("shift", int, 1, "label shift of the label-specific variant", low=1),
-        Param("surrogate", str, None, "surrogate victim spec (None: deepconfuse-cnn for grayscale, cnn5 for colour)"),
+        Param("surrogate", str, None, "surrogate victim spec (None: deepconfuse-cnn for grayscale, cnn5 for colour)",
+              kind="victims"),
         Param("maxiter", int, 20, "surrogate SGD steps per trial (0: one pass over the data)", low=0),
         Param("batch_size", int, 128, "mini-batch size of surrogate and generator updates", low=1),
         Param("lr_f", float, 0.05, "alpha_f: surrogate SGD rate and pseudo-update step", low=0.0),
@@ -87,7 +98,7 @@ class DeepConfuse(PoisonAttack):
         if missing:
             return missing
         try:
-            surrogate = get_registry().create("victims", self.surrogate_spec(info))
+            surrogate = self.create("victims", self.surrogate_spec(info))
         except SpecError as error:
             return f"deepconfuse: bad surrogate: {error}"
         if surrogate.framework != "torch":
@@ -104,7 +115,7 @@ class DeepConfuse(PoisonAttack):
         )
 
     # ---- the generator: trained once per (data, seed, settings), cached as safetensors ----------
-    def trained_generator(self, train: TensorData, ctx: Context) -> tuple[torch.nn.Module, dict, bool]:
+    def trained_generator(self, train: TensorData, ctx: CraftingContext) -> tuple[torch.nn.Module, dict, bool]:
         eps = float(resolve_budget(self.p.eps, "linf", ctx))
         channels = train.x.shape[1]
 
@@ -114,7 +125,7 @@ class DeepConfuse(PoisonAttack):
             generator = build_generator(channels, eps, self.p.generator).to(ctx.device)
             history: list[float] = []
             if eps > 0:  # ε = 0: the noise is identically zero, nothing to learn
-                surrogate = get_registry().create("victims", self.surrogate_spec(ctx.info))
+                surrogate = self.create("victims", self.surrogate_spec(ctx.info))
                 shape, classes = ctx.info.input_shape, ctx.info.num_classes
                 history = train_generator(
                     generator, lambda: surrogate.build(shape, classes).to(ctx.device), train.to(ctx.device),
@@ -122,19 +133,14 @@ class DeepConfuse(PoisonAttack):
             info = {"history": history, "seconds": time.perf_counter() - tick}
             return generator.state_dict(), info
 
-        if ctx.cache is None:
-            state, info = compute()
-            cached = False
-        else:
-            generator_values = {k: v for k, v in self.values.items() if k not in NOT_GENERATOR}
-            key = cache_key("deepconfuse-generator", self.version, generator_values, eps, train.fingerprint(),
-                            ctx.seed, ctx.info.num_classes)
-            state, info, cached = ctx.cache.get_or_create("deepconfuse-generator", key, compute)
+        generator_values = {k: v for k, v in self.values.items() if k not in NOT_GENERATOR}
+        state, info, cached = ctx.cached("deepconfuse-generator", (self.version, generator_values, eps,
+                                         train.fingerprint(), ctx.seed, ctx.info.num_classes), compute)
         generator = build_generator(channels, eps, self.p.generator).to(ctx.device)
         generator.load_state_dict(state)
         return generator.eval().requires_grad_(False), info, cached
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         train = train.to(ctx.device)
         generator, info, cached = self.trained_generator(train, ctx)
         mask = choose(len(train), self.p.fraction, ctx.generator(401), train.device)

@@ -35,7 +35,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from benchlab.data import TensorData
+from benchlab import TensorData
 
 from .generator import noise_of
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchlab.context import Context
+from benchlab import Context
 
 ENV = "BENCHLAB_FIGURES"
 
@@ -25,9 +25,7 @@ def figure_dir(ctx: Context) -> Path | None:
     """Where this cell's figures go, or None when no location is configured."""
     if os.environ.get(ENV):
         return Path(os.environ[ENV])
-    if ctx.cache is not None:
-        return Path(ctx.cache.root) / "figures" / "deepconfuse"
-    return None
+    return ctx.artifact_dir("figures", "deepconfuse")
 
 
 def figure_stem(ctx: Context, attack_spec: str, predictions: torch.Tensor) -> str:

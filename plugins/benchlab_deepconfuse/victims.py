@@ -6,10 +6,7 @@ of the original conv20-conv50-fc500 network. The original itself is the baseline
 
 from __future__ import annotations
 
-from benchlab_baselines.models_small import SplitNet, two_conv_net
-from benchlab_baselines.victims import ADAM, SplitVictim
-
-from benchlab.params import Param
+from benchlab import ADAM_RECIPE, Param, SplitNet, SplitVictim, two_conv_net
 
 
 def scaled_deepconfuse_cnn(input_shape, num_classes: int, width: float) -> SplitNet:
@@ -27,7 +24,7 @@ class ScaledDeepConfuseCNN(SplitVictim):
     name = "deepconfuse-cnn-scaled"
     params = (Param("width", float, 2.0, "channel and hidden-unit multiplier (2: large, 0.5: small)",
                     low=0.05, high=8.0),)
-    recipe = ADAM
+    recipe = ADAM_RECIPE
 
     def build(self, input_shape, num_classes):
         return scaled_deepconfuse_cnn(input_shape, num_classes, self.p.width)

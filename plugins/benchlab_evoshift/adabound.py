@@ -11,10 +11,7 @@ import importlib.util
 
 import torch
 
-from benchlab.context import Context
-from benchlab.defense_base import TrainingDefense
-from benchlab.params import Param
-from benchlab.train import Recipe
+from benchlab import Context, Param, Recipe, TrainingDefense
 
 PACKAGE = "pytorch_optimizer"
 

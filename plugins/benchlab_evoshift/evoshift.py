@@ -10,19 +10,23 @@ fitness hold-out drawn from it.
 from __future__ import annotations
 
 import torch
-from benchlab_baselines.poison_attacks import RandomPixels
 
-from benchlab.cache import cache_key
-from benchlab.context import Context
-from benchlab.data import TensorData
-from benchlab.interfaces import PoisonedSet
-from benchlab.norms import fraction_param, missing_budget, resolve_budget
-from benchlab.params import Param
-from benchlab.plugins import get_registry
+from benchlab import (
+    RANDOM_PATTERN_SALT,
+    CraftingContext,
+    Param,
+    PoisonedSet,
+    TensorData,
+    fraction_param,
+    missing_budget,
+    poison_mask,
+    random_pattern,
+    resolve_budget,
+)
 
 from .patterns import Pattern, decode, dimension, encode
 from .population import COSTS, Fitness, SearchData, perturb
-from .search import ResumableCMA, load_history, save_history
+from .search import CACHE_KIND, ResumableCMA, load_history, save_history
 from .sensitivity import PatternPoison
 
 # Parameters that change neither the search nor its result's meaning: left out of the resume key,
@@ -93,15 +97,16 @@ class EvoShift(PatternPoison):
         return pixel_incompatibility(self, info)
 
     # ---- the poison --------------------------------------------------------------------------
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         pixels = int(resolve_budget(self.p.pixels, "l0", ctx))
         num_classes = ctx.info.num_classes
         classes = self.p.classes or num_classes
         # Generation 0's injected member: exactly the random-pixels pattern of this seed.
-        random = RandomPixels(pixels=pixels, fraction=self.p.fraction).craft(train, ctx)
-        start = Pattern(random.extras["locations"][:classes], random.extras["values"][:classes])
+        generator = ctx.generator(RANDOM_PATTERN_SALT)
+        locations, values = random_pattern(num_classes, pixels, tuple(train.x.shape[1:]), generator)
+        start = Pattern(locations[:classes], values[:classes])
         if classes == num_classes:
-            mask = random.poisoned
+            mask = poison_mask(len(train), self.p.fraction, generator, train.device)
         else:
             mask = choose_among(train.y < classes, self.p.fraction, ctx.generator(505))
         fitness = torch.zeros(0, 0, dtype=torch.float64)
@@ -112,7 +117,7 @@ class EvoShift(PatternPoison):
         return PoisonedSet(TensorData(perturb(train, mask, pattern), train.y), mask, extras)
 
     # ---- Algorithm 1 -------------------------------------------------------------------------
-    def search(self, train: TensorData, start: Pattern, pixels: int, classes: int, ctx: Context):
+    def search(self, train: TensorData, start: Pattern, pixels: int, classes: int, ctx: CraftingContext):
         """Best pattern over all generations and the (generations, popsize) cost table."""
         shape = tuple(train.x.shape[1:])
         fitness = self.fitness(train, classes, ctx)
@@ -122,15 +127,15 @@ class EvoShift(PatternPoison):
 
         x0 = torch.full((dimension(classes, pixels, shape[0]),), 0.5).numpy()
         cma = ResumableCMA(x0, self.p.sigma0, self.p.popsize, seed=ctx.seed, inject=encode(start, shape))
-        key = self.search_key(train, pixels, ctx)
-        cached = load_history(ctx.cache, key)
+        slot = ctx.artifact(CACHE_KIND, self.search_key(train, pixels, ctx.seed))
+        cached = load_history(slot)
         save = None if len(cached) >= self.p.generations else (
-            lambda search, history: save_history(ctx.cache, key, search, history))
+            lambda search, history: save_history(slot, search, history))
         history = cma.run(evaluate, self.p.generations, cached, on_generation=save)
         best, _, _ = history.best()
         return decode(best, classes, pixels, shape), history.cost_tensor()
 
-    def fitness(self, train: TensorData, classes: int, ctx: Context) -> Fitness:
+    def fitness(self, train: TensorData, classes: int, ctx: CraftingContext) -> Fitness:
         """The cost function of a search on ``train``: surrogate subset, hold-out and surrogate."""
         order = torch.randperm(len(train), generator=ctx.generator(501)).to(train.device)
         n_fit = min(self.p.subset, len(train) // 2)
@@ -144,13 +149,15 @@ class EvoShift(PatternPoison):
                        surrogate.recipe.override(epochs=self.p.epochs), seed=ctx.seed * 1_000_003 + 504,
                        cost=self.p.cost, divergence=self.p.divergence, batched=self.p.batched)
 
-    def surrogate(self, ctx: Context):
+    def surrogate(self, ctx: CraftingContext):
         name = self.p.surrogate
         if name == "auto":
             name = "graynet" if ctx.info.channels == 1 else "colornet"
-        return get_registry().create("victims", name)
+        return ctx.create("victims", name)
 
-    def search_key(self, train: TensorData, pixels: int, ctx: Context) -> str:
+    def search_key(self, train: TensorData, pixels: int, seed: int) -> tuple:
+        """What determines a search: its parameters (those that only change the poisoned set excepted),
+        the training data and the seed."""
         params = {k: v for k, v in self.values.items() if k not in NOT_IN_SEARCH_KEY}
         params["pixels"] = pixels  # resolved from the dataset budget when unset
-        return cache_key("evoshift-search", self.name, self.version, params, train.fingerprint(), ctx.seed)
+        return self.name, self.version, params, train.fingerprint(), seed

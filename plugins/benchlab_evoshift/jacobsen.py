@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from benchlab.context import Context
-from benchlab.data import TensorData
-from benchlab.interfaces import PoisonedSet
-from benchlab.norms import resolve_budget
+from benchlab import CraftingContext, PoisonedSet, TensorData, resolve_budget
 
 from .evoshift import choose_among, pixel_incompatibility, pixel_params
 from .patterns import Pattern
@@ -53,7 +50,7 @@ class JacobsenPixels(PatternPoison):
                 return f"{classes} classes x {pixels} pixels do not fit distinctly in {height}x{width}"
         return reason
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         pixels = int(resolve_budget(self.p.pixels, "l0", ctx))
         channels, height, width = train.x.shape[1:]
         num_classes = ctx.info.num_classes

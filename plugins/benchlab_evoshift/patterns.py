@@ -6,7 +6,7 @@ pixel for grayscale, 5 for colour. CMA-ES searches the flat vector of all of the
 :func:`encode` is its inverse on locations (pixel centres) so a known pattern, e.g. the
 ``random-pixels`` baseline, can be injected into the search. Patterns are stored in the same
 layout as the baselines' ``random-pixels`` extras: ``locations`` (K, N, 2) as (row, col) and
-``values`` (K, N, C), so :func:`benchlab_baselines.poison_attacks.stamp` applies them.
+``values`` (K, N, C), so :func:`benchlab.stamp` applies them.
 """
 
 from __future__ import annotations

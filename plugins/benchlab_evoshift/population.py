@@ -25,9 +25,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
-from benchlab import stamp
-from benchlab.data import TensorData
-from benchlab.train import Recipe, fit, make_optimizer
+from benchlab import Recipe, TensorData, fit, make_optimizer, stamp
 
 from .patterns import Pattern
 

@@ -5,7 +5,7 @@ generation is reproducible on its own. What is cached after every generation is 
 asked solutions and their costs, plus the distribution (mean, step size, covariance) and the
 best-so-far solution for inspection; resuming replays the cached generations through ``tell``
 (no surrogate is retrained) and continues with fresh ones. Everything is stored as safetensors
-tensors plus JSON info through :class:`benchlab.cache.ArtifactCache` (no pickle).
+tensors plus JSON info in the run's cache (``ctx.artifact``: safetensors, no pickle).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import cma
 import numpy as np
 import torch
 
-from benchlab.cache import ArtifactCache
+from benchlab import ArtifactSlot
 
 CACHE_KIND = "evoshift-search"
 
@@ -88,9 +88,9 @@ class ResumableCMA:
         return done
 
 
-def load_history(cache: ArtifactCache | None, key: str) -> History:
+def load_history(slot: ArtifactSlot | None) -> History:
     """The cached generations of a search (empty when absent or without a cache)."""
-    found = cache.load(CACHE_KIND, key) if cache is not None else None
+    found = slot.load() if slot is not None else None
     if found is None:
         return History()
     tensors, _ = found
@@ -98,13 +98,13 @@ def load_history(cache: ArtifactCache | None, key: str) -> History:
     return History(list(solutions), list(costs))
 
 
-def save_history(cache: ArtifactCache | None, key: str, search: ResumableCMA, history: History) -> None:
+def save_history(slot: ArtifactSlot | None, search: ResumableCMA, history: History) -> None:
     """Persist the history, distribution and best-so-far after a generation (overwrites)."""
-    if cache is None:
+    if slot is None:
         return
     best, cost, generation = history.best()
     tensors = {"solutions": torch.as_tensor(np.stack(history.solutions)), "costs": history.cost_tensor(),
                "best": torch.as_tensor(best), **search.state()}
     info = {"generations": len(history), "best_cost": cost, "best_generation": generation,
             "gen0_best_cost": float(np.min(history.costs[0])), "cma_version": cma.__version__}
-    cache.save(CACHE_KIND, key, tensors, info)
+    slot.save(tensors, info)

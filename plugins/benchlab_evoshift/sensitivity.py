@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from benchlab import Metric, stamp
-from benchlab.classifier import Classifier
-from benchlab.context import Context
-from benchlab.data import DataSplits, TensorData
-from benchlab.interfaces import Fitted, PoisonAttack, PoisonedSet
+from benchlab import Classifier, Context, DataSplits, Fitted, Metric, PoisonAttack, PoisonedSet, TensorData, stamp
 
 
 def normalise(accuracy: float, num_classes: int) -> float:

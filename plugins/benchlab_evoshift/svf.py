@@ -13,12 +13,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from benchlab.context import Context
-from benchlab.data import TensorData
-from benchlab.interfaces import PoisonedSet
-from benchlab.norms import resolve_budget
-from benchlab.params import Param
-from benchlab.plugins import get_registry
+from benchlab import CraftingContext, Param, PoisonedSet, TensorData, resolve_budget
 
 from .evoshift import EvoShift, choose_among, pixel_incompatibility, pixel_params
 from .patterns import Pattern
@@ -86,7 +81,7 @@ class EvoShiftSVF(PatternPoison):
     name = "evoshift-svf"
     params = (
         *pixel_params(),
-        Param("source", str, "digits", "source dataset name (searched there, transferred here)"),
+        Param("source", str, "digits", "source dataset name (searched there, transferred here)", kind="datasets"),
         Param("source_per_class", int, 0, "source training images per class (0 = all)", low=0),
         Param("sigma", float, 1.0, "PSF standard deviation in source pixels", low=1e-3),
         *(p for p in EvoShift.params if p.name in ("popsize", "generations", "subset", "epochs")),
@@ -96,19 +91,19 @@ class EvoShiftSVF(PatternPoison):
     def incompatibility(self, info, victim):
         return pixel_incompatibility(self, info)
 
-    def source_pattern(self, pixels: int, ctx: Context) -> tuple[Pattern, tuple[int, int]]:
+    def source_pattern(self, pixels: int, ctx: CraftingContext) -> tuple[Pattern, tuple[int, int]]:
         """The best EvoShift pattern on the source dataset (all its classes) and its image size."""
         spec = self.p.source + (f":per_class={self.p.source_per_class}" if self.p.source_per_class else "")
-        splits = get_registry().create("datasets", spec).load(ctx.data_root, ctx.download)
-        source_ctx = Context(seed=ctx.seed, device=ctx.device, info=splits.info, cache=ctx.cache,
-                             data_root=ctx.data_root, download=ctx.download)
+        splits = ctx.create("datasets", spec).load(ctx.data_root, ctx.download)
+        source_ctx = CraftingContext(seed=ctx.seed, device=ctx.device, info=splits.info, cache=ctx.cache,
+                                     data_root=ctx.data_root, download=ctx.download, registry=ctx.registry)
         search = EvoShift(pixels=pixels, popsize=self.p.popsize, generations=self.p.generations,
                           subset=self.p.subset, epochs=self.p.epochs)
         poison = search.craft(splits.train.to(ctx.device), source_ctx)
         pattern = Pattern(poison.extras["locations"], poison.extras["values"])
         return pattern, tuple(splits.info.input_shape[1:])
 
-    def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
+    def craft(self, train: TensorData, ctx: CraftingContext) -> PoisonedSet:
         pixels = int(resolve_budget(self.p.pixels, "l0", ctx))
         num_classes = ctx.info.num_classes
         classes = self.p.classes or num_classes

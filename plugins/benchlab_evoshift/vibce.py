@@ -14,14 +14,10 @@ from __future__ import annotations
 import math
 
 import torch
-from benchlab_baselines.models_small import flat_size
 from torch import nn
 from torch.nn import functional as F
 
-from benchlab.context import Context
-from benchlab.defense_base import TrainingDefense
-from benchlab.interfaces import Victim
-from benchlab.params import Param
+from benchlab import Context, Param, TrainingDefense, Victim, flat_size
 
 
 class ConvDecoder(nn.Module):

@@ -9,7 +9,7 @@ also accepts ``norm=l2``: the sign vector rescaled to l2 length c.
 
 from __future__ import annotations
 
-from benchlab.norms import eps_param, norm_param
+from benchlab import eps_param, norm_param
 
 from .attack_base import DirectionalAttack, MinimalDirectionalAttack
 from .linearization import loss_direction, sign_direction

@@ -19,22 +19,27 @@ from __future__ import annotations
 
 import torch
 
-from benchlab import Metric
-from benchlab.classifier import Classifier
-from benchlab.context import Context
-from benchlab.interfaces import EvasionAttack, EvasionResult, perturbation_norms
-from benchlab.norms import chunks, eps_param, missing_budget, norm_param, resolve_budget
-from benchlab.params import Param
+from benchlab import (
+    Classifier,
+    Context,
+    EvasionAttack,
+    EvasionResult,
+    Metric,
+    Param,
+    chunks,
+    eps_param,
+    missing_budget,
+    norm_param,
+    per_example,
+    perturbation_norms,
+    resolve_budget,
+)
 
 from .linearization import NORMS
 
 # Without an explicit max_eps the search covers this multiple of the dataset's budget (the paper's
 # Figure 1 sweeps 0 -> 4 in l2 on MNIST, i.e. 2.7 x its c = 1.5).
 SEARCH_MULTIPLE = 4.0
-
-
-def _per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.ndim - 1)))
 
 
 class DirectionalAttack(EvasionAttack):
@@ -68,7 +73,7 @@ def smallest_flip_scale(model: Classifier, x: torch.Tensor, y: torch.Tensor, dir
     round is one batched forward pass over the examples still undecided.
     """
     def flips(index: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        moved = (x[index] + _per_example(scale, direction[index]) * direction[index]).clamp(0.0, 1.0)
+        moved = (x[index] + per_example(scale, direction[index]) * direction[index]).clamp(0.0, 1.0)
         return model.predict(moved).to(y.device) != y[index]
 
     n = len(x)
@@ -127,7 +132,7 @@ class MinimalDirectionalAttack(EvasionAttack):
             direction = self.direction(model, xs, ys).detach()
             scale, found = smallest_flip_scale(model, xs, ys, direction, max_eps,
                                                self.p.grid, self.p.bisect)
-            x_adv = (xs + _per_example(scale, xs) * direction).clamp(0.0, 1.0)
+            x_adv = (xs + per_example(scale, xs) * direction).clamp(0.0, 1.0)
             parts.append(x_adv)
             flipped = found & (scale > 0)  # correctly classified and then fooled
             flip_norms.append(perturbation_norms(x_adv - xs, self.p.norm)[flipped])

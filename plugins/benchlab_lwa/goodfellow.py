@@ -10,9 +10,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from benchlab.defense_base import TrainingDefense
-from benchlab.norms import eps_param, missing_budget, norm_param, resolve_budget
-from benchlab.params import Param
+from benchlab import Param, TrainingDefense, eps_param, missing_budget, norm_param, resolve_budget
 
 from .linearization import NORMS, eval_mode, loss_direction
 

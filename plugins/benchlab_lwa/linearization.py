@@ -26,15 +26,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from benchlab import TINY, per_example
+
 Forward = Callable[[torch.Tensor], torch.Tensor]  # inputs -> logits
 NORMS = ("l2", "linf", "l1")
 RULES = ("likelihood", "misclassification")
-# Guards divisions by a norm that may vanish (a saturated softmax has an all-zero Jacobian row).
-TINY = 1e-12
-
-
-def _per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.ndim - 1)))
 
 
 def dual_norm(w: torch.Tensor, norm: str) -> torch.Tensor:
@@ -95,7 +91,7 @@ def minimal_linear_perturbation(alpha: torch.Tensor, jacobian: torch.Tensor, y: 
     size[rows, y] = float("inf")
     index = size.argmin(1)  # Proposition 4: I = argmin_j ||r_(j)*||
     w_index = w[rows, index]
-    r = _per_example(size[rows, index], w_index) * unit_direction(w_index, norm)
+    r = per_example(size[rows, index], w_index) * unit_direction(w_index, norm)
     return r, index, size[rows, index]
 
 
@@ -134,7 +130,7 @@ def sign_direction(forward: Forward, x: torch.Tensor, y: torch.Tensor, norm: str
         return signs
     if norm != "l2":
         raise ValueError(f"adv-loss-sign measures its budget in linf or l2, not {norm!r}")
-    return signs / _per_example(signs.flatten(1).norm(dim=1).clamp_min(TINY), signs)
+    return signs / per_example(signs.flatten(1).norm(dim=1).clamp_min(TINY), signs)
 
 
 def adversarial_direction(forward: Forward, x: torch.Tensor, y: torch.Tensor, rule: str, norm: str):

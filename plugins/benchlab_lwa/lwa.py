@@ -12,9 +12,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn import functional as F
 
-from benchlab.defense_base import TrainingDefense
-from benchlab.norms import missing_budget, norm_param, resolve_budget
-from benchlab.params import Param
+from benchlab import Param, TrainingDefense, missing_budget, norm_param, resolve_budget
 
 from .linearization import NORMS, RULES, adversarial_direction, eval_mode
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 
+from benchlab import dataset_installed
+
 # Paper Table 1 sizes (hidden1, hidden2) per row, and the same-architecture ERM control.
 MLP_ROWS = (("erm", 100, 100), ("dropout:p=0.2", 200, 200), ("goodfellow", 500, 500),
             ("lwa", 500, 500), ("lwa-rep", 200, 500), ("erm", 500, 500))
@@ -55,11 +57,7 @@ def row_defense(defense: str, pixels: int, c: float, rep_eps: float) -> str:
 
 def fashion_mnist_installed() -> bool:
     """Whether the Fashion-MNIST IDX files are on disk (checked without loading them)."""
-    from benchlab.datasets.base import resolve_root
-    from benchlab.datasets.idx import find_idx_set
-    from benchlab.datasets.mnist import FashionMNIST
-
-    return any(find_idx_set(d) for d in FashionMNIST().search_dirs(resolve_root(None)) if d.is_dir())
+    return dataset_installed("fashion-mnist")
 
 
 def paper_blocks() -> list[dict]:

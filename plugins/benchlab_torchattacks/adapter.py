@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from benchlab.classifier import Classifier
+from benchlab import Classifier
 
 
 class ClassifierModule(nn.Module):

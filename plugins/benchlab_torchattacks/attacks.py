@@ -15,12 +15,18 @@ from typing import ClassVar
 
 import torch
 
-from benchlab.classifier import Classifier
-from benchlab.context import Context
-from benchlab.interfaces import EvasionAttack
-from benchlab.norms import chunks, missing_budget, resolve_budget
-from benchlab.params import Param, SpecError, format_spec
-from benchlab.transfer import SOURCE_PARAMS
+from benchlab import (
+    SOURCE_PARAMS,
+    Classifier,
+    Context,
+    EvasionAttack,
+    Param,
+    SpecError,
+    chunks,
+    format_spec,
+    missing_budget,
+    resolve_budget,
+)
 
 from .adapter import ClassifierModule, frozen
 from .catalogue import CATALOGUE, UNION_PARAMS, Entry

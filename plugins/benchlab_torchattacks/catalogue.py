@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torchattacks
 from torch import nn
 
-from benchlab.params import Param
+from benchlab import Param
 
 from .deepfool_total import TotalOvershootDeepFool
 from .search_cw import BinarySearchCW
