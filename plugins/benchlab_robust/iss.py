@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from io import BytesIO
+
+import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
+from PIL import Image
 from torchvision.transforms.functional import rgb_to_grayscale
 
 from benchlab import Param, TensorData, TrainingDefense
@@ -16,11 +19,21 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x * 255).round().clamp(0, 255).to(torch.uint8)
 
 
+def jpeg_round_trip(image: np.ndarray, quality: int) -> np.ndarray:
+    """One uint8 image (H, W) or (H, W, 3) through Pillow's JPEG encoder and decoder."""
+    buffer = BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer))
+
+
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     """Each image of ``x`` (N, C, H, W) in [0, 1], C in {1, 3}, JPEG-encoded at ``quality`` and decoded."""
-    encoded = encode_jpeg(list(to_uint8(x.cpu())), quality=quality)
-    decoded = decode_jpeg(encoded, mode=ImageReadMode.UNCHANGED)
-    return torch.stack(decoded).to(x.device, x.dtype) / 255
+    images = to_uint8(x.cpu()).permute(0, 2, 3, 1).numpy()
+    if images.shape[-1] == 1:
+        images = images[..., 0]
+    decoded = np.stack([jpeg_round_trip(image, quality) for image in images])
+    out = torch.from_numpy(decoded.reshape(x.shape[0], x.shape[2], x.shape[3], x.shape[1])).permute(0, 3, 1, 2)
+    return out.to(x.device, x.dtype) / 255
 
 
 class ImageShortcutSqueezing(TrainingDefense):
