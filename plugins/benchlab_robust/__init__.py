@@ -7,7 +7,7 @@ squeezing against availability poisons (Liu, Zhao & Larson, arXiv:2301.13838).
 
 from benchlab import hookimpl
 
-from . import fast_at, iss, pgd_at, trades
+from . import fast_at, iss, matrices, pgd_at, trades
 
 DEFENSES = [pgd_at.PGDAdversarialTraining, trades.TRADES, fast_at.FastAdversarialTraining,
             iss.ImageShortcutSqueezing]
@@ -17,3 +17,9 @@ DEFENSES = [pgd_at.PGDAdversarialTraining, trades.TRADES, fast_at.FastAdversaria
 def register_defenses(register):
     for cls in DEFENSES:
         register(cls)
+
+
+@hookimpl
+def register_matrices(register):
+    for preset, block in matrices.blocks():
+        register(preset, block)
