@@ -2,12 +2,12 @@
 
 from benchlab import hookimpl
 
-from . import attacks
+from . import attacks, autoattack, square
 
 
 @hookimpl
 def register_attacks(register):
-    for cls in attacks.ALL:
+    for cls in (*attacks.ALL, autoattack.AutoAttack, square.Square):
         register(cls)
 
 

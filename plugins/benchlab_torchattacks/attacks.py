@@ -18,11 +18,11 @@ import torch
 from benchlab.classifier import Classifier
 from benchlab.context import Context
 from benchlab.interfaces import EvasionAttack
-from benchlab.norms import chunks, missing_budget, resolve_budget
+from benchlab.norms import missing_budget, resolve_budget
 from benchlab.params import Param, SpecError, format_spec
 from benchlab.transfer import SOURCE_PARAMS
 
-from .adapter import ClassifierModule, frozen
+from .adapter import ClassifierModule, frozen, run_in_chunks
 from .catalogue import CATALOGUE, UNION_PARAMS, Entry
 
 
@@ -68,10 +68,7 @@ class _TorchAttack(EvasionAttack):
             settings["eps"] = resolve_budget(settings["eps"], self.norm, ctx)
         module = ClassifierModule(model, ctx.device)
         with frozen(module):
-            attack = self.entry.build(module, settings)
-            parts = [attack(x[s].to(ctx.device), y[s].to(ctx.device)).detach() for s in chunks(len(x))]
-        # Some attacks (DeepFool) do not clip their last step exactly to the box.
-        return torch.cat(parts).clamp(0.0, 1.0).to(x.device) if parts else x.clone()
+            return run_in_chunks(self.entry.build(module, settings), x, y, ctx.device)
 
 
 class TorchAttack(_TorchAttack):
