@@ -20,10 +20,13 @@ from pathlib import Path
 import pandas as pd
 
 from .params import parse_spec
+from .reliability import BLACK_BOX_MARK, FLAGS
 
 HEADLINE = {"poison": "test_acc", "evasion": "robust_acc"}
 WORST = "worst case"
 COVERAGE = "attacks"
+# A black-box attack must beat the best white-box attack of its row by more than this to be flagged.
+BLACK_BOX_MARGIN = 0.01
 
 
 def _slug(text: str) -> str:
@@ -49,12 +52,14 @@ def table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     result.attrs["std"] = std.reindex(result.index)
     na = frame[frame["status"] == "n/a"]
     result.attrs["na"] = set(zip(na["defense"], na["victim"], na["attack"]))
+    result.attrs["marks"] = reliability_marks(ok, mean) if metric == "robust_acc" else {}
     return result
 
 
 def _formatted(result: pd.DataFrame) -> pd.DataFrame:
     std = result.attrs.get("std", pd.DataFrame())
     na = result.attrs.get("na", set())
+    marks = result.attrs.get("marks", {})
     out = pd.DataFrame(index=result.index)
     for column in result.columns:
         values = []
@@ -65,10 +70,10 @@ def _formatted(result: pd.DataFrame) -> pd.DataFrame:
             spread = std[column].get(key) if column in std else None
             if pd.isna(mean):  # incompatible (n/a) vs. not part of the matrix (blank)
                 values.append("n/a" if (*key, column) in na else "")
-            elif spread:
-                values.append(f"{100 * mean:.1f} ± {100 * spread:.1f}")
             else:
-                values.append(f"{100 * mean:.1f}")
+                text = f"{100 * mean:.1f} ± {100 * spread:.1f}" if spread else f"{100 * mean:.1f}"
+                mark = marks.get((*key, column))
+                values.append(f"{text} [{','.join(mark)}]" if mark else text)
         out[column] = values
     out.insert(0, "rank", range(1, len(out) + 1))
     return out
@@ -143,10 +148,41 @@ def _render_section(frame: pd.DataFrame, dest: Path, heading: str, prefix: str, 
         markdown = shown.reset_index().to_markdown(index=False)
         stem.with_suffix(".md").write_text(f"# {heading}{dataset} — {threat}: {metric} (%)\n\n{markdown}\n")
         written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
-        index_lines += [markdown, "", _status_line(statuses), "", *_not_run_lines(part)]
+        index_lines += [markdown, "", *_mark_lines(result), _status_line(statuses), "", *_not_run_lines(part)]
         if plots:
             written += _plots(part, result, metric, stem)
     return written
+
+
+def reliability_marks(ok: pd.DataFrame, mean: pd.DataFrame) -> dict[tuple, str]:
+    """(defense, victim, attack) -> letters of the reliability flags (``benchlab.reliability``) any of
+    its seeds raised, plus ``B`` where a black-box attack beats every white-box attack of its row."""
+    marks: dict[tuple, set[str]] = {}
+    for column, (letter, _) in FLAGS.items():
+        if column in ok:
+            raised = ok[ok[column] > 0]
+            for key in zip(raised["defense"], raised["victim"], raised["attack"]):
+                marks.setdefault(key, set()).add(letter)
+    if "black_box" in ok:  # NaN: the attack changed no input, or the row predates the check
+        kind = ok.groupby(["defense", "victim", "attack"])["black_box"].max()
+        for row in mean.index:
+            black = [a for a in mean.columns if kind.get((*row, a)) == 1]
+            white = [mean.at[row, a] for a in mean.columns if kind.get((*row, a)) == 0]
+            white = [value for value in white if pd.notna(value)]
+            if not white:
+                continue
+            for attack in black:
+                if mean.at[row, attack] < min(white) - BLACK_BOX_MARGIN:
+                    marks.setdefault((*row, attack), set()).add(BLACK_BOX_MARK[0])
+    return {key: "".join(sorted(letters)) for key, letters in marks.items()}
+
+
+def _mark_lines(result: pd.DataFrame) -> list[str]:
+    """The legend of the reliability marks that appear in the table."""
+    shown = set("".join(result.attrs.get("marks", {}).values()))
+    legend = [*FLAGS.values(), BLACK_BOX_MARK]
+    lines = [f"- [{letter}] {meaning}" for letter, meaning in legend if letter in shown]
+    return ["Reliability flags (benchlab.reliability):", *lines, ""] if lines else []
 
 
 def _status_line(statuses: dict) -> str:

@@ -6,7 +6,7 @@ ensemble RobustBench ranks by): APGD on the cross-entropy, targeted APGD on the 
 top-9 (n_classes − 1) classes, targeted FAB over the same classes, and Square with 5000 queries,
 each run on the inputs the previous ones left correctly classified. torchattacks' ``AutoAttack``
 builds that ensemble but leaves APGD, APGD-T and FAB at its own 10 iterations; the paper runs
-100, which is ``steps``' default here (everything else is torchattacks' code).
+100, which is ``steps``' default here; ``queries`` sets Square's 5000 (everything else is torchattacks' code).
 """
 
 from __future__ import annotations
@@ -27,12 +27,16 @@ TORCHATTACKS_NORMS = {"linf": "Linf", "l2": "L2"}
 MIN_CLASSES = 4
 
 
-def standard_autoattack(module, norm: str, eps: float, n_classes: int, seed: int, steps: int) -> torchattacks.Attack:
-    """torchattacks' standard AutoAttack with ``steps`` iterations for its gradient attacks."""
+def standard_autoattack(module, norm: str, eps: float, n_classes: int, seed: int, steps: int = 100,
+                        queries: int = 5000) -> torchattacks.Attack:
+    """torchattacks' standard AutoAttack with ``steps`` iterations for its gradient attacks and
+    ``queries`` for Square."""
     attack = torchattacks.AutoAttack(module, norm=TORCHATTACKS_NORMS[norm], eps=eps, version="standard",
                                      n_classes=n_classes, seed=seed)
     for member in attack._autoattack.attacks:  # APGD, APGD-T, FAB (Square counts queries instead)
-        if hasattr(member, "steps"):
+        if isinstance(member, torchattacks.Square):
+            member.n_queries = queries
+        else:
             member.steps = steps
     return attack
 
@@ -50,13 +54,15 @@ class AutoAttack(EvasionAttack):
         norm_param(),
         eps_param(),
         Param("steps", int, 100, "iterations of APGD-CE, APGD-T and FAB-T (the paper: 100)", low=1),
+        Param("queries", int, 5000, "query budget of Square (the paper: 5000)", low=1),
     )
-    test_spec = "autoattack:steps=5"
+    test_spec = "autoattack:steps=5,queries=100"
     salt = 120
 
     def incompatibility(self, info, victim):
         if info.num_classes < MIN_CLASSES:
-            return f"autoattack needs at least {MIN_CLASSES} classes (APGD-T's DLR loss); {info.name} has {info.num_classes}"
+            return (f"autoattack needs at least {MIN_CLASSES} classes (APGD-T's DLR loss); "
+                    f"{info.name} has {info.num_classes}")
         return missing_budget(self.p.eps, self.p.norm, info) or super().incompatibility(info, victim)
 
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: Context) -> torch.Tensor:
@@ -66,5 +72,5 @@ class AutoAttack(EvasionAttack):
         module = ClassifierModule(model, ctx.device)
         with frozen(module):
             attack = standard_autoattack(module, self.p.norm, eps, ctx.info.num_classes,
-                                         ctx.generator(self.salt).initial_seed(), self.p.steps)
+                                         ctx.generator(self.salt).initial_seed(), self.p.steps, self.p.queries)
             return run_in_chunks(attack, x, y, ctx.device)
