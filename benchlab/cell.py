@@ -31,6 +31,7 @@ from .matrix import Cell
 from .numerics import Numerics
 from .params import SpecError
 from .plugins import get_registry
+from .reliability import evasion_flags
 from .sklearn_io import UntrustedArtifact
 from .train import History
 from .transfer import crafting_model
@@ -239,4 +240,6 @@ def _evasion_metrics(attack: EvasionAttack, fitted: Fitted, splits: DataSplits, 
     if result.target is not None:
         metrics["targeted_success_rate"] = (adv_pred == result.target.to(adv_pred.device)).float().mean().item()
     metrics.update(result.metrics)
+    metrics.update(evasion_flags(attack, fitted.classifier, x, y, x_adv, clean_acc=correct.float().mean().item(),
+                                 robust_acc=metrics["robust_acc"], transferred=crafter is not fitted.classifier))
     return metrics

@@ -28,11 +28,14 @@ from .lineage import UNKNOWN, layers, split_current, superseded_table, with_line
 from .metrics import DEFAULT as HEADLINE
 from .metrics import TableMetrics
 from .params import parse_spec
+from .reliability import BLACK_BOX_MARK, FLAGS
 
 WORST = "worst case"
 COVERAGE = "attacks"
 VERSION = "version"
 CLEAN = "clean acc"
+# A black-box attack must beat the best white-box attack of its row by more than this to be flagged.
+BLACK_BOX_MARGIN = 0.01
 
 
 def _slug(text: str) -> str:
@@ -64,6 +67,7 @@ def table(frame: pd.DataFrame, metric: str, higher_is_better: bool = True) -> pd
     result.attrs["std"] = std.reindex(result.index)
     na = frame[frame["status"] == "n/a"]
     result.attrs["na"] = set(zip(na["defense"], na["victim"], na["attack"]))
+    result.attrs["marks"] = reliability_marks(ok, mean) if metric == "robust_acc" else {}
     return result
 
 
@@ -71,6 +75,7 @@ def _formatted(result: pd.DataFrame, raw: set[str] = frozenset()) -> pd.DataFram
     """Percentages with ± std, ``n/a`` for incompatible cells; ``raw`` columns are not fractions."""
     std = result.attrs.get("std", pd.DataFrame())
     na = result.attrs.get("na", set())
+    marks = result.attrs.get("marks", {})
     out = pd.DataFrame(index=result.index)
     for column in result.columns:
         values = []
@@ -85,11 +90,14 @@ def _formatted(result: pd.DataFrame, raw: set[str] = frozenset()) -> pd.DataFram
             spread = std[column].get(key) if column in std else None
             if pd.isna(mean):  # incompatible (n/a) vs. not part of the matrix (blank)
                 values.append("n/a" if (*key, column) in na else "")
-            elif spread:
-                values.append(f"{scale * mean:.{digits}g} ± {scale * spread:.{digits}g}" if scale == 1
-                              else f"{scale * mean:.{digits}f} ± {scale * spread:.{digits}f}")
             else:
-                values.append(f"{scale * mean:.{digits}g}" if scale == 1 else f"{scale * mean:.{digits}f}")
+                if spread:
+                    text = (f"{scale * mean:.{digits}g} ± {scale * spread:.{digits}g}" if scale == 1
+                            else f"{scale * mean:.{digits}f} ± {scale * spread:.{digits}f}")
+                else:
+                    text = f"{scale * mean:.{digits}g}" if scale == 1 else f"{scale * mean:.{digits}f}"
+                mark = marks.get((*key, column))
+                values.append(f"{text} [{','.join(mark)}]" if mark else text)
         out[column] = values
     out.insert(0, "rank", range(1, len(out) + 1))
     return out
@@ -224,7 +232,8 @@ def _render_table(part: pd.DataFrame, stem: Path, title: str, threat: str, index
     stem.with_suffix(".md").write_text(f"# {title}: {metric}{unit.replace(',', '')} ({direction})\n\n{markdown}\n"
                                        + (f"\n{code}\n" if code else ""))
     written = [stem.with_suffix(".csv"), stem.with_suffix(".md")]
-    index_lines += [markdown, "", _status_line(statuses), "", *([code, ""] if code else []), *_not_run_lines(part)]
+    index_lines += [markdown, "", *_mark_lines(result), _status_line(statuses), "", *([code, ""] if code else []),
+                    *_not_run_lines(part)]
     if plots:
         written += _plots(part, result, metric, stem, declared)
     return written
@@ -274,6 +283,37 @@ def _row_versions(part: pd.DataFrame) -> pd.Series:
         return distinct[0] if len(distinct) == 1 else cache_key("versions", distinct)[:12]
 
     return part[part["status"] == "ok"].groupby(["defense", "victim"])[VERSION].agg(combined)
+
+
+def reliability_marks(ok: pd.DataFrame, mean: pd.DataFrame) -> dict[tuple, str]:
+    """(defense, victim, attack) -> letters of the reliability flags (``benchlab.reliability``) any of
+    its seeds raised, plus ``B`` where a black-box attack beats every white-box attack of its row."""
+    marks: dict[tuple, set[str]] = {}
+    for column, (letter, _) in FLAGS.items():
+        if column in ok:
+            raised = ok[ok[column] > 0]
+            for key in zip(raised["defense"], raised["victim"], raised["attack"]):
+                marks.setdefault(key, set()).add(letter)
+    if "black_box" in ok:  # NaN: the attack changed no input, or the row predates the check
+        kind = ok.groupby(["defense", "victim", "attack"])["black_box"].max()
+        for row in mean.index:
+            black = [a for a in mean.columns if kind.get((*row, a)) == 1]
+            white = [mean.at[row, a] for a in mean.columns if kind.get((*row, a)) == 0]
+            white = [value for value in white if pd.notna(value)]
+            if not white:
+                continue
+            for attack in black:
+                if mean.at[row, attack] < min(white) - BLACK_BOX_MARGIN:
+                    marks.setdefault((*row, attack), set()).add(BLACK_BOX_MARK[0])
+    return {key: "".join(sorted(letters)) for key, letters in marks.items()}
+
+
+def _mark_lines(result: pd.DataFrame) -> list[str]:
+    """The legend of the reliability marks that appear in the table."""
+    shown = set("".join(result.attrs.get("marks", {}).values()))
+    legend = [*FLAGS.values(), BLACK_BOX_MARK]
+    lines = [f"- [{letter}] {meaning}" for letter, meaning in legend if letter in shown]
+    return ["Reliability flags (benchlab.reliability):", *lines, ""] if lines else []
 
 
 def _status_line(statuses: dict) -> str:

@@ -2,7 +2,7 @@
 
 from benchlab import hookimpl
 
-from . import defenses, evasion_attacks, poison_attacks, victims
+from . import deepfool, defenses, evasion_attacks, poison_attacks, victims
 
 
 @hookimpl
@@ -19,5 +19,5 @@ def register_defenses(register):
 
 @hookimpl
 def register_attacks(register):
-    for cls in (*poison_attacks.ALL, *evasion_attacks.ALL):
+    for cls in (*poison_attacks.ALL, *evasion_attacks.ALL, *deepfool.ALL):
         register(cls)

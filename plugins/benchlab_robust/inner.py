@@ -12,8 +12,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from benchlab.norms import eps_param, norm_param, project, steepest_direction
-from benchlab.params import Param
+from benchlab import Param, eps_param, norm_param, project, steepest_direction
 
 # Learning-rate-free rule for the inner step when none is given: 2.5·eps/steps lets the iterate
 # cross the whole ball and back (Madry et al.'s MNIST 0.01 x 40 for eps 0.3 is 1.3·eps in total).

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch.nn import functional as F
 
-from benchlab import Param, TrainingDefense
-from benchlab.norms import in_ball, missing_budget, resolve_budget
+from benchlab import Param, TrainingDefense, in_ball, missing_budget, resolve_budget
 
 from .inner import ascend, budget_params, inner_step, model_mode
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from benchlab import Param, TrainingDefense
-from benchlab.norms import missing_budget, resolve_budget
+from benchlab import Param, TrainingDefense, missing_budget, resolve_budget
 
 from .inner import ascend, budget_params, inner_step, model_mode
 

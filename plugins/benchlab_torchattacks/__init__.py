@@ -2,12 +2,12 @@
 
 from benchlab import hookimpl
 
-from . import attacks
+from . import attacks, autoattack, square
 
 
 @hookimpl
 def register_attacks(register):
-    for cls in attacks.ALL:
+    for cls in (*attacks.ALL, autoattack.AutoAttack, square.Square):
         register(cls)
 
 
@@ -17,8 +17,9 @@ def register_matrices(register):
     register("smoke", {
         "name": "torchattacks",
         "datasets": ["digits"],
-        "attacks": ["ta:pgd,steps=5", "ta:deepfool,steps=20", "ta-deepfool:steps=20",
-                    "ta-cw:steps=30,lr=0.05"],
+        # deepfool (the baselines' batched DeepFool) beside ta-deepfool: the same row compares them.
+        "attacks": ["ta:pgd,steps=5", "ta:deepfool,steps=20", "ta-deepfool:steps=20", "deepfool:steps=20",
+                    "ta-cw:steps=30,lr=0.05", "autoattack:steps=5,queries=100", "square:queries=200"],
         "defenses": ["erm"],
         "victims": ["mlp"],
     })

@@ -22,13 +22,12 @@ from benchlab import (
     EvasionAttack,
     Param,
     SpecError,
-    chunks,
     format_spec,
     missing_budget,
     resolve_budget,
 )
 
-from .adapter import ClassifierModule, frozen
+from .adapter import ClassifierModule, frozen, run_in_chunks
 from .catalogue import CATALOGUE, UNION_PARAMS, Entry
 
 
@@ -74,10 +73,7 @@ class _TorchAttack(EvasionAttack):
             settings["eps"] = resolve_budget(settings["eps"], self.norm, ctx)
         module = ClassifierModule(model, ctx.device)
         with frozen(module):
-            attack = self.entry.build(module, settings)
-            parts = [attack(x[s].to(ctx.device), y[s].to(ctx.device)).detach() for s in chunks(len(x))]
-        # Some attacks (DeepFool) do not clip their last step exactly to the box.
-        return torch.cat(parts).clamp(0.0, 1.0).to(x.device) if parts else x.clone()
+            return run_in_chunks(self.entry.build(module, settings), x, y, ctx.device)
 
 
 class TorchAttack(_TorchAttack):
