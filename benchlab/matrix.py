@@ -21,7 +21,7 @@ from .interfaces import Plugin
 from .params import SpecError, closest, parse_spec
 from .plugins import Registry
 
-PRESETS = ("smoke", "quick", "paper", "full")
+PRESETS = ("smoke", "quick", "paper", "full", "standard")
 AXES = ("datasets", "attacks", "defenses", "victims")
 BLOCK_KEYS = {*AXES, *(f"exclude_{a}" for a in AXES), "name", "seeds", "recipe", "budgets", "description"}
 _BRACES = re.compile(r"\{([^{}]*)\}")

@@ -96,9 +96,10 @@ def test_error_min_class_noise_is_one_pattern_per_class(splits):
     assert torch.equal(poison.data.x, expected)
 
 
-def test_error_min_stops_at_the_papers_threshold(splits):
-    attack, poison = craft(ERROR_MIN, splits, 0)
-    assert float(poison.extras["surrogate_acc"]) >= attack.p.stop_acc
+@pytest.mark.parametrize("spec,stop_acc", [(ERROR_MIN, 0.99), (f"{ERROR_MIN},mode=class", 0.9)])
+def test_error_min_stops_at_the_papers_threshold(spec, stop_acc, splits):
+    attack, poison = craft(spec, splits, 0)
+    assert float(poison.extras["surrogate_acc"]) >= stop_acc
     assert 1 <= int(poison.extras["rounds"]) <= attack.p.max_rounds
 
 
@@ -158,7 +159,7 @@ def test_badnets_rejects_a_target_outside_the_classes(splits):
 
 # ---- effects on an erm-trained victim ----------------------------------------------------------
 
-@pytest.mark.parametrize("spec,margin", [(ERROR_MIN, 0.03), (f"{ERROR_MIN},mode=class", 0.08)])
+@pytest.mark.parametrize("spec,margin", [(ERROR_MIN, 0.03), (f"{ERROR_MIN},mode=class", 0.06)])
 def test_error_min_lowers_accuracy_below_uniform_noise(spec, margin, splits, noise_acc):
     acc, accs = mean_accuracy(spec, splits)
     assert acc < noise_acc[0] - margin, (accs, noise_acc[1])

@@ -11,6 +11,10 @@ from benchlab.norms import chunks, eps_param, fraction_param, missing_budget, re
 from .surrogate import SurrogateTrainer, accuracy, build_surrogate, surrogate_params
 
 MODES = ("sample", "class")
+# The paper's settings per mode (its released configuration): T noise steps per round, and the
+# stop threshold on the surrogate's poisoned-train accuracy (error 0.01 sample-wise, 0.1 class-wise).
+NOISE_STEPS = {"sample": 20, "class": 1}
+STOP_ACC = {"sample": 0.99, "class": 0.9}
 # Examples per forward/backward pass of the noise update (memory bound, not a hyperparameter).
 NOISE_CHUNK = 1024
 
@@ -23,7 +27,8 @@ class ErrorMinimizing(PoisonAttack):
     its Section 3: alternately ``surrogate_steps`` (M) training steps of the surrogate θ on the
     poisoned data, then ``noise_steps`` (T) PGD steps *descending* the loss in δ,
     δ ← Π_ε(δ − α·sign ∇_δ L), over the whole training set; stop once the surrogate's accuracy on the
-    poisoned training set reaches ``stop_acc`` (the paper's λ = 99 %), or after ``max_rounds``.
+    poisoned training set reaches ``stop_acc``, or after ``max_rounds``. Defaults are the paper's:
+    M = 10, T = 20, α = eps/10 and a 99 % stop sample-wise; T = 1 and a 90 % stop class-wise.
 
     ``mode=sample``: one δ per image (the paper's sample-wise noise). ``mode=class``: one δ_k per
     class, its gradient summed over the class's images (class-wise noise). Poisoned images are
@@ -36,10 +41,11 @@ class ErrorMinimizing(PoisonAttack):
         eps_param(),
         fraction_param(1.0),
         Param("surrogate_steps", int, 10, "surrogate training steps per round (M)", low=1),
-        Param("noise_steps", int, 20, "PGD steps on the noise per round (T)", low=1),
+        Param("noise_steps", int, None, "PGD steps on the noise per round, T (None: 20 sample-wise, 1 class-wise)",
+              low=1),
         Param("step_size", float, None, "PGD step size α (None: eps / 10, the paper's ratio)", low=0.0),
-        Param("stop_acc", float, 0.99, "stop once the surrogate's poisoned-train accuracy reaches this",
-              low=0.0, high=1.0),
+        Param("stop_acc", float, None, "stop once the surrogate's poisoned-train accuracy reaches this "
+              "(None: 0.99 sample-wise, 0.9 class-wise)", low=0.0, high=1.0),
         Param("max_rounds", int, 50, "upper bound on (train, perturb) rounds", low=1),
         *surrogate_params(),
     )
@@ -56,6 +62,8 @@ class ErrorMinimizing(PoisonAttack):
     def craft(self, train: TensorData, ctx: Context) -> PoisonedSet:
         eps = resolve_budget(self.p.eps, "linf", ctx)
         step = self.p.step_size if self.p.step_size is not None else eps / 10
+        noise_steps = self.p.noise_steps or NOISE_STEPS[self.p.mode]
+        stop_acc = self.p.stop_acc if self.p.stop_acc is not None else STOP_ACC[self.p.mode]
         generator = ctx.generator(2011)
         x, y = train.x.to(ctx.device), train.y.to(ctx.device)
         num_classes = ctx.info.num_classes
@@ -67,10 +75,10 @@ class ErrorMinimizing(PoisonAttack):
         while rounds < self.p.max_rounds:
             rounds += 1
             trainer.steps(self._apply(x, y, delta), y, self.p.surrogate_steps)
-            for _ in range(self.p.noise_steps):
+            for _ in range(noise_steps):
                 delta = self._descend(model, x, y, delta, step, eps)
             poisoned_acc = accuracy(model, self._apply(x, y, delta), y)
-            if poisoned_acc >= self.p.stop_acc:
+            if poisoned_acc >= stop_acc:
                 break
         mask = poison_mask(len(x), self.p.fraction, generator, x.device)
         poisoned = torch.where(mask.view(-1, 1, 1, 1), self._apply(x, y, delta), x)
