@@ -39,8 +39,9 @@ class AdversarialPoison(PoisonAttack):
     )
     test_spec = "adv-poison:steps=3,epochs=1"
     declared_metrics = (
-        Metric("craft_model_acc", higher_is_better=True, help="adv-poison: crafting model's clean training accuracy"),
-        Metric("craft_fooled", higher_is_better=True,
+        # Directions from the defender's side: a more successful craft is worse for the defense.
+        Metric("craft_model_acc", higher_is_better=False, help="adv-poison: crafting model's clean training accuracy"),
+        Metric("craft_fooled", higher_is_better=False,
                help="adv-poison: share of poisoned training images the crafting model assigns to t(y) "
                     "(untargeted: to any wrong class)"),
     )

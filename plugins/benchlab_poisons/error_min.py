@@ -51,8 +51,9 @@ class ErrorMinimizing(PoisonAttack):
     )
     test_spec = "error-min:surrogate_steps=5,noise_steps=3,max_rounds=2"
     declared_metrics = (
-        Metric("craft_rounds", higher_is_better=True, help="error-min: (train, perturb) rounds until the stop"),
-        Metric("craft_surrogate_acc", higher_is_better=True,
+        # Directions from the defender's side: a more successful craft is worse for the defense.
+        Metric("craft_rounds", higher_is_better=False, help="error-min: (train, perturb) rounds until the stop"),
+        Metric("craft_surrogate_acc", higher_is_better=False,
                help="error-min: the surrogate's accuracy on the poisoned training set when crafting stopped"),
     )
 
@@ -93,13 +94,20 @@ class ErrorMinimizing(PoisonAttack):
 
     def _descend(self, model, x, y, delta, step, eps):
         """One PGD step *down* the surrogate's loss, for every image's (or every class's) noise."""
-        delta = delta.detach().requires_grad_(True)
-        grad = torch.zeros_like(delta)
+        if self.p.mode == "class":  # each class's noise gathers the gradient of all its images
+            leaf = delta.detach().requires_grad_(True)
+            grad = torch.zeros_like(delta)
+            for s in chunks(len(x), NOISE_CHUNK):
+                loss = F.cross_entropy(model((x[s] + leaf[y[s]]).clamp(0.0, 1.0)), y[s], reduction="sum")
+                grad += torch.autograd.grad(loss, leaf)[0]
+            return (delta - step * grad.sign()).clamp(-eps, eps)
+        out = torch.empty_like(delta)
         for s in chunks(len(x), NOISE_CHUNK):
-            noise = delta[y[s]] if self.p.mode == "class" else delta[s]
-            loss = F.cross_entropy(model((x[s] + noise).clamp(0.0, 1.0)), y[s], reduction="sum")
-            grad += torch.autograd.grad(loss, delta)[0]
-        return (delta.detach() - step * grad.sign()).clamp(-eps, eps)
+            leaf = delta[s].detach().requires_grad_(True)
+            loss = F.cross_entropy(model((x[s] + leaf).clamp(0.0, 1.0)), y[s], reduction="sum")
+            (grad,) = torch.autograd.grad(loss, leaf)
+            out[s] = (delta[s] - step * grad.sign()).clamp(-eps, eps)
+        return out
 
     def metrics(self, poison: PoisonedSet, fitted: Fitted, splits: DataSplits, ctx: Context) -> dict:
         return {"craft_rounds": int(poison.extras["rounds"]),
