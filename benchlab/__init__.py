@@ -76,6 +76,7 @@ from .train import (
     fit,
     make_optimizer,
 )
+from .store import ResultsStore
 from .transfer import SOURCE_PARAMS
 
 __version__ = "0.1.0"
@@ -85,7 +86,7 @@ __all__ = [
     "ArtifactCache", "ArtifactSlot", "Classifier", "Context", "CraftingContext", "DataSplits", "DatasetInfo",
     "DatasetSource", "Defense",
     "EvasionAttack", "EvasionResult", "Fitted", "History", "MaybePool", "Metric", "OneChannelConv2d", "Param",
-    "Plugin", "PoisonAttack", "PoisonedSet", "Recipe", "SklearnClassifier", "SpecError", "SplitNet",
+    "Plugin", "PoisonAttack", "PoisonedSet", "Recipe", "ResultsStore", "SklearnClassifier", "SpecError", "SplitNet",
     "SplitVictim", "TensorData", "TorchClassifier", "TrainingDefense", "Victim", "cache_key", "chunks",
     "conv2d", "conv_bn_relu", "conv_relu", "cross_entropy", "dataset_installed", "eps_param", "evaluate", "fit",
     "flat_size", "format_spec", "fraction_param", "hookimpl", "in_ball", "l2_norms", "make_optimizer",

@@ -88,7 +88,7 @@ def _run_options(func):
 
 @main.command()
 @click.option("--matrix", "matrix_name", default="smoke", show_default=True,
-              help="Preset (smoke, quick, paper, full) or a matrix TOML file.")
+              help="Preset (smoke, quick, paper, full, standard) or a matrix TOML file.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
               help="Run directory: results database, artifact cache.")
 @click.option("--seeds", type=click.IntRange(1), help="Use seeds 0..N-1 instead of the matrix's.")

@@ -25,7 +25,7 @@ from .params import SpecError, closest, parse_spec
 from .plugins import PluginError, Registry
 from .validation import check_matrix_data
 
-PRESETS = ("smoke", "quick", "paper", "full")
+PRESETS = ("smoke", "quick", "paper", "full", "standard")
 AXES = ("datasets", "attacks", "defenses", "victims")
 BLOCK_KEYS = {*AXES, *(f"exclude_{a}" for a in AXES), "name", "seeds", "recipe", "budgets", "description",
               "metric", "requires"}
