@@ -66,6 +66,7 @@ from .norms import (
 )
 from .params import Param, SpecError, format_spec
 from .poisoning import CRAFT_CHUNK, RANDOM_PATTERN_SALT, poison_mask, random_pattern, stamp
+from .store import ResultsStore
 from .train import (
     ADAM_RECIPE,
     OPTIMIZERS,
@@ -76,7 +77,6 @@ from .train import (
     fit,
     make_optimizer,
 )
-from .store import ResultsStore
 from .transfer import SOURCE_PARAMS
 
 __version__ = "0.1.0"
