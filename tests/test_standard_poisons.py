@@ -40,11 +40,12 @@ _crafted: dict = {}
 
 
 def craft(spec: str, splits, seed: int):
-    """The poison of ``spec`` for ``seed`` (memoised: budgets and effects reuse the same crafts)."""
-    if (spec, seed) not in _crafted:
+    """The poison of ``spec`` for ``seed`` on ``splits`` (memoised: budgets and effects reuse the same crafts)."""
+    key = (spec, seed, splits.fingerprint())
+    if key not in _crafted:
         attack = get_registry().create("attacks", spec)
-        _crafted[spec, seed] = attack, attack.craft(splits.train, context(splits, seed))
-    return _crafted[spec, seed]
+        _crafted[key] = attack, attack.craft(splits.train, context(splits, seed))
+    return _crafted[key]
 
 
 def victim_run(spec: str, splits, seed: int, victim: str = "mlp") -> tuple[float, dict]:
