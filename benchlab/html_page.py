@@ -137,8 +137,9 @@ nav ul{columns:2;margin:.3em 0 1em}.filters{position:sticky;top:0;background:#f4
 border:1px solid #d6dbe0;border-radius:4px;display:flex;flex-wrap:wrap;gap:.8em;z-index:1}
 table.board{border-collapse:collapse;margin:.3em 0}
 th,td{border:1px solid #cfd5db;padding:.25em .5em;text-align:right;white-space:nowrap;vertical-align:top}
-th{background:#eef1f4;cursor:pointer;user-select:none}th[aria-sort=ascending]::after{content:" ▲"}
-th[aria-sort=descending]::after{content:" ▼"}td:nth-child(2),td:nth-child(3){text-align:left}
+th{background:#eef1f4;cursor:pointer;user-select:none;white-space:normal;max-width:14em;
+word-break:break-word}section{scroll-margin-top:5em}th[aria-sort=ascending]::after{content:" ▲"}
+th[aria-sort=descending]::after{content:" ▼"}td:nth-child(1),td:nth-child(2){text-align:left}
 th.picked,td.picked{background:#fff3c4}.flag{color:#b35900;cursor:help}
 details pre{text-align:left;max-width:60em;max-height:30em;overflow:auto;white-space:pre-wrap;font-size:12px}
 .plots img{max-width:48%;margin:.3em;border:1px solid #eee}.shown{color:#555;font-size:12px;margin:0}
