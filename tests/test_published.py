@@ -180,7 +180,7 @@ def test_page_sorts_filters_and_shows_manifests_in_a_headless_browser(tmp_path):
     board = _publish(tmp_path / "board", _rows((0, 1)))
     browser = _browser()
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     def visible_rows():
         return [(row.get_attribute("data-defense"), row.get_attribute("data-victim"))
@@ -205,8 +205,13 @@ def test_page_sorts_filters_and_shows_manifests_in_a_headless_browser(tmp_path):
         assert len(visible_rows()) == 3
         flag = browser.find_element(By.CSS_SELECTOR, ".flag")
         assert flag.get_attribute("title") == "gradient masking"
-        browser.find_element(By.CSS_SELECTOR, "details[data-cells] summary").click()
-        shown = json.loads(browser.find_element(By.CSS_SELECTOR, "details[open] pre").text)
+        summary = next(s for s in browser.find_elements(By.CSS_SELECTOR, "details[data-cells] summary")
+                       if s.is_displayed())
+        summary.click()  # the JSON is filled in on the (asynchronous) toggle event
+        WebDriverWait(browser, 10).until(
+            lambda b: b.execute_script("const p = document.querySelector('details[open] pre');"
+                                       "return p && p.textContent.length > 0;"))
+        shown = json.loads(browser.execute_script("return document.querySelector('details[open] pre').textContent"))
         assert {cell["manifest"]["device"] for cell in shown} == {"cpu"} and len(shown) == 4
         assert browser.find_element(By.CSS_SELECTOR, ".plots img").get_attribute("naturalWidth") != "0"
         browser.save_screenshot(str(tmp_path / "page.png"))
