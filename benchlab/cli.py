@@ -102,12 +102,15 @@ def _run_options(func):
               help="Ray GPU share per cell (0.25 packs four small cells on a GPU).")
 @click.option("--retry-failed", is_flag=True, help="Run failed cells again (finished ones are always skipped).")
 @click.option("--leaderboard-to", type=click.Path(file_okay=False),
-              help="Where to write the leaderboard [default: leaderboards/<matrix>].")
+              help="Where to write the leaderboard [default: OUT/leaderboards/<matrix>].")
+@click.option("--publish", is_flag=True,
+              help="Write the leaderboard (rows as data, renders, HTML page) to leaderboards/<matrix> instead.")
+@click.option("--html", is_flag=True, help="Also write the browsable page index.html.")
 @click.option("--dry-run", is_flag=True, help="Only list the cells that would run.")
 @click.option("--metric", help="Rank every table by this declared metric [default: the block's `metric`, its "
                                "attacks' headline, else test_acc (poison) / robust_acc (evasion)].")
 def run(matrix_name, out, seeds, device, data_root, download, executor, workers, threads, ray_address,
-        gpus_per_cell, retry_failed, leaderboard_to, dry_run, metric):
+        gpus_per_cell, retry_failed, leaderboard_to, publish, html, dry_run, metric):
     """Run a matrix of attack x defense x victim x dataset cells, then render its leaderboard.
 
     Finished cells are skipped, so a killed run resumes where it stopped.
@@ -142,8 +145,9 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
     summary = run_matrix(matrix, settings, executor=executor, workers=workers, retry_failed=retry_failed,
                          ray_address=ray_address, gpus_per_cell=gpus_per_cell, threads=threads)
     click.echo(summary.line() + (f", {len(matrix.skipped)} blocks skipped" if matrix.skipped else ""))
-    dest = Path(leaderboard_to or Path("leaderboards") / matrix.name)
-    _render(out, dest, matrix.name, matrix, metric, skipped=matrix.skipped)
+    dest = Path(leaderboard_to or (Path("leaderboards") if publish else Path(out, "leaderboards")) / matrix.name)
+    _render(out, dest, matrix.name, matrix, metric, html=html or publish,
+            skipped=matrix.skipped)
     click.echo(f"leaderboard: {dest}/README.md")
     if summary.failed:
         click.echo(f"{summary.failed} cells failed: `benchlab show --out {out} --status failed` says why "
@@ -156,9 +160,11 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
 
 
 def _render(out, dest: Path, title: str, matrix=None, metric: str | None = None, include_superseded: bool = False,
-            skipped: dict | None = None):
-    """Render the leaderboard of ``out`` (only ``matrix``'s cells, one table per block, when given)."""
-    from .leaderboard import render
+            html: bool = False, skipped: dict | None = None):
+    """Render the leaderboard of ``out`` (only ``matrix``'s cells, one table per block, when given)
+    through its data: ``dest`` gets the rows and the render's decisions (:mod:`benchlab.published`),
+    then everything rendered from them."""
+    from . import published
     from .manifest import git_commit
     from .matrix import installed_cell_id
     from .metrics import TableMetrics
@@ -173,15 +179,16 @@ def _render(out, dest: Path, title: str, matrix=None, metric: str | None = None,
         blocks = matrix.block_cells(registry)
         if not frame.empty:
             frame = frame[frame["cell"].isin(set().union(*blocks.values()))]
+            rows = [rows[i] for i in frame.index]  # rows_frame keeps the rows' positions as its index
     else:  # which rows the installed code would have written: those of a cell are its current rows
         installed = {installed_cell_id(registry, r["dataset"], r["attack"], r["defense"], r["victim"], r["seed"],
                                        r["params"].get("recipe") or {}, _recorded_numerics(r)) for r in rows}
     attacks = frame["attack"].unique() if not frame.empty else ()
     metrics = TableMetrics.from_registry(registry, forced=metric, blocks=matrix.blocks if matrix else (),
                                          attacks=attacks)
-    render(frame, dest, title=title, blocks=blocks, metrics=metrics, installed=installed,
-           include_superseded=include_superseded, skipped=skipped,
-           manifest={"git_commit": git_commit(), "results": str(Path(out).resolve())})
+    published.write(dest, rows, title=title, blocks=blocks, installed=installed, metrics=metrics,
+                    git_commit=git_commit(), out=out, skipped=skipped)
+    published.render(dest, include_superseded=include_superseded, html=html)
 
 
 def _recorded_numerics(row: dict):
@@ -284,29 +291,46 @@ def list_(kind, pattern, as_json):
 
 
 @main.command()
-@click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(exists=True, file_okay=False),
-              help="Run directory holding results.sqlite.")
-@click.option("--to", "dest", type=click.Path(file_okay=False), help="Destination [default: leaderboards/<name>].")
+@click.option("--out", type=click.Path(file_okay=False), help=f"Run directory holding results.sqlite [default: "
+                                                               f"{DEFAULT_OUT}].")
+@click.option("--from", "source", type=click.Path(file_okay=False),
+              help="Re-render a published leaderboard folder from its data (rows.jsonl); runs and imports nothing.")
+@click.option("--to", "dest", type=click.Path(file_okay=False),
+              help="Destination [default: OUT/leaderboards/<name>; with --from, that folder].")
+@click.option("--html", is_flag=True, help="Also write the browsable page index.html.")
 @click.option("--matrix", "matrix_name", help="Only the cells of this matrix (preset or TOML).")
 @click.option("--metric", help="Rank every table by this declared metric [default: the block's `metric`, its "
                                "attacks' headline, else test_acc (poison) / robust_acc (evasion)].")
 @click.option("--include-superseded", is_flag=True,
               help="Also render the rows superseded by rows of newer code (they are always listed in the index).")
-def leaderboard(out, dest, matrix_name, metric, include_superseded):
-    """Render leaderboards (CSV, Markdown, plots) from a run directory.
+def leaderboard(out, source, dest, html, matrix_name, metric, include_superseded):
+    """Render leaderboards (CSV, Markdown, plots) from a run directory, or from a published folder.
 
     With --matrix, only that matrix's cells, one table per block of it; else one table per dataset
     and threat model over every recorded cell. Tables use, per cell, the rows of the installed code
-    (else of the newest code that computed it) only.
+    (else of the newest code that computed it) only. With --from, the folder's own data decide all
+    of this, so the same folder renders the same bytes on any machine.
     """
+    if source is not None:
+        from . import published
+
+        if out or matrix_name or metric:
+            raise click.UsageError("--from renders a published folder as published: it takes no --out, "
+                                   "--matrix or --metric")
+        where = published.render(source, dest, html=html, include_superseded=include_superseded)
+        click.echo(f"leaderboard: {where}/README.md")
+        return
+    out = out or DEFAULT_OUT
+    if not Path(out, "results.sqlite").is_file():
+        raise click.ClickException(f"--out {out}: no results.sqlite there (a run directory of `benchlab run`)")
     matrix, title = None, Path(out).name
     if matrix_name:
         from .matrix import load_matrix
 
         matrix = load_matrix(matrix_name, get_registry())
         title = matrix.name
-    dest = Path(dest or Path("leaderboards") / title)
-    _render(out, dest, title, matrix, metric, include_superseded,
+    dest = Path(dest or Path(out, "leaderboards") / title)
+    _render(out, dest, title, matrix, metric, include_superseded, html=html,
             skipped=matrix.skipped if matrix else None)
     click.echo(f"leaderboard: {dest}/README.md")
 

@@ -4,21 +4,22 @@ Rows are defense × victim, columns are attacks, cells are mean ± std over seed
 metric (:class:`benchlab.metrics.TableMetrics`: ``--metric``, the block's ``metric``, its attacks'
 declared headline, else clean test accuracy for poisoning and robust accuracy for evasion; beside
 any other metric, clean accuracy). Rows are ranked by their worst case over attacks in the metric's
-declared direction, as RobustBench ranks by AutoAttack, but a row evaluated under fewer attacks
+declared direction, as RobustBench ranks by AutoAttack (ties broken by the mean over attacks, then by
+clean accuracy), but a row evaluated under fewer attacks
 (the others n/a for it, e.g. gradient attacks on a random forest) ranks below every row evaluated
 under more: escaping an attack by being incompatible with it is not surviving it. Given the matrix,
 there is one table per block (a designed experiment with one attack set), else one per dataset and
 threat model (and recipe, when several were run). Tables use the current rows of each logical cell
 only (:mod:`benchlab.lineage`): superseded rows are listed in the index and rendered on request.
 ``results.csv`` keeps every metric of every cell (results as data) with its code ``version`` and a
-``superseded`` flag; ``manifest.json`` says what produced them.
+``superseded`` flag; ``manifest.json`` says what produced them and lists each table's cells. Rendering
+is deterministic (no clock, fixed plot style and metadata): the same rows render the same bytes.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -44,7 +45,9 @@ def _slug(text: str) -> str:
 
 def table(frame: pd.DataFrame, metric: str, higher_is_better: bool = True) -> pd.DataFrame:
     """Mean ± std over seeds of ``metric``; index (defense, victim), one column per attack; ranked by
-    the worst case over attacks (the lowest, or the highest when lower is better)."""
+    the worst case over attacks (the lowest, or the highest when lower is better), equal worst cases
+    by the mean over attacks, then by clean accuracy (``test_acc``). ``attrs``: ``std``, ``n`` (seeds
+    per cell), ``na``."""
     ok = frame[frame["status"] == "ok"]
     if ok.empty or metric not in ok or ok[metric].isna().all():
         return pd.DataFrame()
@@ -63,12 +66,31 @@ def table(frame: pd.DataFrame, metric: str, higher_is_better: bool = True) -> pd
     result = mean.copy()
     result[WORST] = mean.min(axis=1) if higher_is_better else mean.max(axis=1)
     result[COVERAGE] = mean.notna().sum(axis=1)
-    result = result.sort_values([COVERAGE, WORST], ascending=[False, not higher_is_better])
+    ranking = pd.DataFrame({"coverage": result[COVERAGE], "worst": result[WORST], "mean": mean.mean(axis=1),
+                            "clean": _clean_mean(ok).reindex(result.index)})
+    ranking = ranking.sort_values(["coverage", "worst", "mean", "clean"], kind="stable", na_position="last",
+                                  ascending=[False, not higher_is_better, not higher_is_better, False])
+    result = result.loc[ranking.index]
     result.attrs["std"] = std.reindex(result.index)
+    result.attrs["n"] = grouped["count"]
     na = frame[frame["status"] == "n/a"]
     result.attrs["na"] = set(zip(na["defense"], na["victim"], na["attack"]))
     result.attrs["marks"] = reliability_marks(ok, mean) if metric == "robust_acc" else {}
     return result
+
+
+def _clean_mean(ok: pd.DataFrame) -> pd.Series:
+    """Per (defense, victim): mean clean test accuracy over its finished cells (NaN where not recorded)."""
+    if "test_acc" not in ok:
+        return pd.Series(dtype=float)
+    return pd.to_numeric(ok["test_acc"], errors="coerce").groupby([ok["defense"], ok["victim"]]).mean()
+
+
+def seeds_label(result: pd.DataFrame) -> str:
+    """How many seeds each cell averages: "n = 1" (no spread to show), else "mean ± std over n = 3 seeds"."""
+    counts = sorted({int(c) for c in result.attrs.get("n", pd.Series(dtype=int))} or {1})
+    n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return "n = 1" if counts == [1] else f"mean ± std over n = {n} seeds"
 
 
 def _formatted(result: pd.DataFrame, raw: set[str] = frozenset()) -> pd.DataFrame:
@@ -136,18 +158,20 @@ def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", ma
     frame = with_lineage(frame)
     current, superseded = split_current(frame, installed)
     written: list[Path] = []
+    tables: list[dict] = []  # what each table shows, for pages built from the rendered files
     index_lines = [f"# {title}", ""]
     if frame.empty:
         index_lines.append("No results yet.")
     for heading, prefix, section, block in _sections(current, blocks):
-        written += _render_section(section, dest, heading, prefix, index_lines, plots, metrics, block)
+        written += _render_section(section, dest, heading, prefix, index_lines, plots, metrics, block, tables)
     if not superseded.empty:
         index_lines += _superseded_lines(superseded, current, include_superseded)
     if include_superseded:
         for number, generation in enumerate(layers(superseded), 1):
             for heading, prefix, section, block in _sections(generation, blocks):
                 written += _render_section(section, dest, f"superseded {number}: {heading}",
-                                           f"superseded-{number}-{prefix}", index_lines, plots, metrics, block)
+                                           f"superseded-{number}-{prefix}", index_lines, plots, metrics, block,
+                                           tables)
     if skipped:
         index_lines += ["## Skipped blocks", "", *(f"- `{name}`: {reason}" for name, reason in skipped.items()), ""]
     results_csv = dest / "results.csv"
@@ -157,10 +181,10 @@ def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", ma
     (dest / "README.md").write_text("\n".join(index_lines) + "\n")
     written += [results_csv, dest / "README.md"]
     _remove_stale(dest, {p.name for p in written})
-    info = {"title": title, "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "cells": int(len(current)), "superseded": int(len(superseded)),
-            "files": sorted(p.name for p in written), "skipped_blocks": skipped or {},
-            "file_sha256": {p.name: file_sha256(p) for p in written}, **(manifest or {})}
+    info = {"title": title, "cells": int(len(current)), "superseded": int(len(superseded)),
+            "files": sorted(p.name for p in written), "tables": tables,
+            "skipped_blocks": skipped or {}, "file_sha256": {p.name: file_sha256(p) for p in written},
+            **(manifest or {})}
     (dest / "manifest.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
     return [*written, dest / "manifest.json"]
 
@@ -196,7 +220,7 @@ def _remove_stale(dest: Path, current: set[str]) -> None:
 
 
 def _render_section(frame: pd.DataFrame, dest: Path, heading: str, prefix: str, index_lines: list[str],
-                    plots: bool, metrics: TableMetrics, block: str | None) -> list[Path]:
+                    plots: bool, metrics: TableMetrics, block: str | None, tables: list[dict]) -> list[Path]:
     written: list[Path] = []
     for (dataset, threat), by_threat in frame.groupby(["dataset", "threat"]):
         recipes = list(dict.fromkeys(by_threat["recipe"]))
@@ -207,6 +231,9 @@ def _render_section(frame: pd.DataFrame, dest: Path, heading: str, prefix: str, 
             stem = dest / f"{prefix}{_slug(dataset)}-{threat}{stem_suffix}"
             title = f"{heading}{dataset} — {threat}{suffix}"
             written += _render_table(part, stem, title, threat, index_lines, plots, metrics, block)
+            if stem.with_suffix(".csv") in written:
+                tables.append({"title": title, "stem": stem.name, "dataset": dataset, "threat": threat,
+                               "block": block, "cells": sorted(part["cell_id"])})
     return written
 
 
@@ -217,11 +244,13 @@ def _render_table(part: pd.DataFrame, stem: Path, title: str, threat: str, index
     result = table(part, metric, declared.higher_is_better)
     direction = "higher is better" if declared.higher_is_better else "lower is better"
     unit = ", %" if declared.fraction else ""
-    index_lines += [f"## {title} ({metric}{unit}, {direction}, mean ± std over seeds)", ""]
     statuses = part["status"].value_counts().to_dict()
     if result.empty:
+        index_lines += [f"## {title} ({metric}{unit}, {direction})", ""]
         index_lines += [f"No finished cell reports {metric} ({statuses}).", "", *_not_run_lines(part)]
         return []
+    seeds = seeds_label(result)
+    index_lines += [f"## {title} ({metric}{unit}, {direction}, {seeds})", ""]
     shown = _with_clean_accuracy(part, result, metric, threat).copy()
     shown[VERSION] = _row_versions(part).reindex(shown.index).fillna(UNKNOWN)
     raw = set() if declared.fraction else {*result.columns} - {COVERAGE}
@@ -229,7 +258,8 @@ def _render_table(part: pd.DataFrame, stem: Path, title: str, threat: str, index
     shown.to_csv(stem.with_suffix(".csv"), index=False)
     markdown = shown.to_markdown(index=False)
     code = _code_line(part)
-    stem.with_suffix(".md").write_text(f"# {title}: {metric}{unit.replace(',', '')} ({direction})\n\n{markdown}\n"
+    stem.with_suffix(".md").write_text(f"# {title}: {metric}{unit.replace(',', '')} ({direction}, {seeds})\n\n"
+                                       f"{markdown}\n"
                                        + (f"\n{code}\n" if code else ""))
     written = [stem.with_suffix(".csv"), stem.with_suffix(".md")]
     index_lines += [markdown, "", *_mark_lines(result), _status_line(statuses), "", *([code, ""] if code else []),
@@ -338,6 +368,16 @@ def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path, de
     matplotlib.use("Agg")  # files only: never needs a display
     import matplotlib.pyplot as plt
 
+    # Matplotlib's default style (not the user's matplotlibrc) and no version/time metadata: the same
+    # rows give the same bytes, so a re-rendered published leaderboard leaves git clean.
+    with plt.style.context("default"), matplotlib.rc_context({"svg.hashsalt": "benchlab"}):
+        return _draw(part, result, metric, stem, declared, plt)
+
+
+PNG_METADATA = {"Software": None}
+
+
+def _draw(part, result, metric, stem, declared, plt) -> list[Path]:
     written = []
     values = result.drop(columns=[WORST, COVERAGE])
     fig, ax = plt.subplots(figsize=(3 + 0.9 * values.shape[1], 2.5 + 0.4 * values.shape[0]))
@@ -349,7 +389,7 @@ def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path, de
     ax.set_yticks(range(values.shape[0]), [f"{d} / {v}" for d, v in values.index])
     fig.colorbar(image, ax=ax, label=metric)
     ax.set_title(stem.name)
-    fig.savefig(stem.with_suffix(".png"), dpi=110, bbox_inches="tight")  # fits long tick labels
+    fig.savefig(stem.with_suffix(".png"), dpi=110, bbox_inches="tight", metadata=PNG_METADATA)  # fits long labels
     plt.close(fig)
     written.append(stem.with_suffix(".png"))
     for name, sweep in sweeps(part, metric).items():
@@ -363,7 +403,7 @@ def _plots(part: pd.DataFrame, result: pd.DataFrame, metric: str, stem: Path, de
         ax.set_xlabel(name)
         ax.set_ylabel(metric)
         ax.legend(fontsize=7)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        fig.savefig(path, dpi=110, bbox_inches="tight", metadata=PNG_METADATA)
         plt.close(fig)
         written.append(path)
     return written
