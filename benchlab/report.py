@@ -159,7 +159,7 @@ def render_table(table: Table, block: str, frame: pd.DataFrame) -> tuple[list[st
     values = {key: ours(frame, cell) for key, cell in table.cells.items()}
     dataset = ", ".join(sorted(set(frame["dataset"]))) if not frame.empty else "no results"
     units = f" ({table.units})" if table.units else ""
-    lines = [f"#### Block `{block}` — {dataset}", "",
+    lines = [f"#### {block} — {dataset}", "",
              f"| row | column | paper{units} | ours{units} |", "|---|---|---|---|"]
     for key, cell in table.cells.items():
         where = f" [{cell.where}]" if cell.where else ""
@@ -174,6 +174,15 @@ def render_table(table: Table, block: str, frame: pd.DataFrame) -> tuple[list[st
             lines.append(f"| {_escape(claim.text)} | {_escape(paper_side(claim, table))} | {_escape(detail)} | "
                          f"**{result}** |")
     return [*lines, ""], counts
+
+
+def _by_dataset(blocks, datasets: dict[str, tuple]) -> list[list[str]]:
+    """A table's blocks grouped by dataset: blocks of one dataset (e.g. one block per row of a
+    paper table) are compared as one table, so claims across their rows can be checked."""
+    groups: dict[tuple, list[str]] = {}
+    for name in blocks:
+        groups.setdefault(datasets.get(name, (name,)), []).append(name)
+    return list(groups.values())
 
 
 def estimate_cost(cells, done: pd.DataFrame) -> str:
@@ -207,7 +216,8 @@ def render(papers: list[Paper], frame: pd.DataFrame, matrix, registry, source: s
              f"results in `{source}` (current rows only). Ours: mean ± std over seeds, n = number of seeds "
              f"(± std only when n > 1). A claim is *reproduced* when our means satisfy it, *not run* when a "
              f"cell it reads has no result.", ""]
-    summary = ["| paper | table | block | reproduced | not reproduced | not run |", "|---|---|---|---|---|---|"]
+    datasets = {block["name"]: tuple(block["datasets"]) for block in matrix.blocks}
+    summary = ["| paper | table | blocks | reproduced | not reproduced | not run |", "|---|---|---|---|---|---|"]
     body: list[str] = []
     for paper in papers:
         body += [f"## {paper.title}", "", paper.citation, ""]
@@ -217,10 +227,13 @@ def render(papers: list[Paper], frame: pd.DataFrame, matrix, registry, source: s
             blocks = block_members(block_cells, table.blocks)
             if not blocks:
                 body += [f"No block of the `{PRESET}` preset matches {list(table.blocks)}.", ""]
-            for block in blocks:
-                text, counts = render_table(table, block, by_block[block])
+            for group in _by_dataset(blocks, datasets):
+                part = pd.concat([by_block[name] for name in group]).drop_duplicates("cell_id") \
+                    if not current.empty else current
+                names = ", ".join(f"`{name}`" for name in group)
+                text, counts = render_table(table, names, part)
                 body += text
-                summary.append(f"| {paper.key} | {table.key} | `{block}` | {counts[REPRODUCED]} | "
+                summary.append(f"| {paper.key} | {table.key} | {names} | {counts[REPRODUCED]} | "
                                f"{counts[NOT_REPRODUCED]} | {counts[NOT_RUN]} |")
     not_run = [name for name, part in by_block.items() if part.empty]
     lines += ["## Summary", "", *summary, ""]
