@@ -238,7 +238,7 @@ def render(papers: list[Paper], frame: pd.DataFrame, matrix, registry, source: s
     not_run = [name for name, part in by_block.items() if part.empty]
     lines += ["## Summary", "", *summary, ""]
     lines += body
-    lines += [f"## Blocks not run", "",
+    lines += ["## Blocks not run", "",
               f"Blocks of the `{PRESET}` preset without any result here, with their estimated cost "
               f"(`benchlab run --matrix {PRESET}` runs them):", ""]
     if not not_run:
