@@ -1,4 +1,4 @@
-"""The ``benchlab`` command: run | cell | plugins | list | leaderboard | show."""
+"""The ``benchlab`` command: run | cell | plugins | list | leaderboard | report | show."""
 
 from __future__ import annotations
 
@@ -333,6 +333,20 @@ def leaderboard(out, source, dest, html, matrix_name, metric, include_superseded
     _render(out, dest, title, matrix, metric, include_superseded, html=html,
             skipped=matrix.skipped if matrix else None)
     click.echo(f"leaderboard: {dest}/README.md")
+
+
+@main.command()
+@click.option("--out", type=click.Path(exists=True, file_okay=False), help="Run directory holding results.sqlite.")
+@click.option("--from", "published", type=click.Path(exists=True, file_okay=False),
+              help="A rendered leaderboard directory (its results.csv) instead of a run directory.")
+@click.option("--to", "dest", default="REPRODUCTION.md", show_default=True, type=click.Path(dir_okay=False))
+def report(out, published, dest):
+    """Render REPRODUCTION.md: each paper's reported numbers beside ours, with a verdict per claim."""
+    from .report import write_report
+
+    if bool(out) == bool(published):
+        raise click.UsageError("give exactly one of --out RUN_DIR or --from LEADERBOARD_DIR")
+    click.echo(f"report: {write_report(get_plugin_manager(), get_registry(), out=out, published=published, dest=dest)}")
 
 
 @main.command()

@@ -31,3 +31,10 @@ def register_datasets(register):
 @hookspec
 def register_matrices(register):
     """Call ``register(preset, block)`` to add a block (a dict as in a matrix TOML) to a preset."""
+
+
+@hookspec
+def register_paper_results(register):
+    """Call ``register(path)`` for each TOML file of a paper's reported numbers that the plugin's
+    ``paper`` blocks reproduce (layout: :mod:`benchlab.paper_results`); ``benchlab report`` renders them
+    beside the results. ``path`` is a :class:`pathlib.Path` or an ``importlib.resources`` file."""

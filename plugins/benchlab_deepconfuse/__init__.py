@@ -25,3 +25,10 @@ def register_victims(register):
 def register_matrices(register):
     for preset, block in matrices.BLOCKS:
         register(preset, block)
+
+
+@hookimpl
+def register_paper_results(register):
+    from importlib import resources
+
+    register(resources.files(__name__) / "paper_results.toml")

@@ -3,8 +3,8 @@
 The paper searches full MNIST / Fashion-MNIST; here the searches are sized for a 2-core CPU and
 stated in the specs. On digits (8x8, 1,347 training images) one search is popsize 12 x 10
 generations = 120 GrayNet surrogates, each trained 10 epochs on 500 training images and scored
-on 500 others (about a minute or two on two cores). Three-epoch surrogates, as first planned,
-barely learn anything on 500 images and gave a fitness too flat to search. Fashion-MNIST uses a
+on 500 others (about a minute or two on two cores); shorter-trained surrogates barely learn on 500
+images and give a fitness too flat to search. Fashion-MNIST uses a
 1,000-image subset and a smaller search (popsize 8 x 5 generations, 300 images, 5 epochs), and
 one block on the full 60,000-image training set (N_p = 1, seed 0, 10-epoch victims): the size at
 which the paper's magnitudes appear (see the plugin README: a class pattern dominates a CE model

@@ -30,3 +30,10 @@ def register_defenses(register):
 def register_matrices(register):
     for preset, block in matrices.blocks():
         register(preset, block)
+
+
+@hookimpl
+def register_paper_results(register):
+    from importlib import resources
+
+    register(resources.files(__name__) / "paper_results.toml")

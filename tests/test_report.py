@@ -1,0 +1,130 @@
+"""benchlab report: the papers' numbers beside rows the runner wrote, verdicts computed from them."""
+
+import json
+import sqlite3
+
+import pytest
+
+from benchlab.cell import Settings
+from benchlab.matrix import Matrix, load_matrix
+from benchlab.paper_results import PaperResultsError, load_paper
+from benchlab.plugins import get_registry
+from benchlab.report import NOT_REPRODUCED, REPRODUCED, render
+from benchlab.runner import run_matrix
+from benchlab.store import ResultsStore, rows_frame
+
+BLOCK = {"name": "toy-table", "datasets": ["digits:per_class=40"], "attacks": ["clean", "label-flip:fraction=0.8"],
+         "defenses": ["erm"], "victims": ["random-forest:trees=10"], "seeds": [0, 1], "recipe": {}, "budgets": {}}
+UNRUN = {**BLOCK, "name": "toy-unrun", "attacks": ["uniform-noise"]}
+
+PAPER = """
+[paper]
+key = "toy"
+title = "A toy paper"
+citation = "Nobody, *Toy*, 2000."
+
+[[table]]
+key = "t1"
+title = "Table 1: label flips hurt"
+where = "Table 1, page 3"
+paper_data = "MNIST"
+differences = "digits, 400 images"
+blocks = ["toy-*"]
+metric = "test_acc"
+units = "%"
+scale = 100
+
+[[table.cell]]
+key = "clean"
+row = "forest"
+column = "clean"
+value = 97.0
+std = 0.5
+attack = "clean"
+defense = "erm"
+victim = "random-forest.*"
+
+[[table.cell]]
+key = "flip"
+row = "forest"
+column = "80 % flipped"
+value = 20.0
+attack = "label-flip:fraction=0\\\\.8"
+defense = "erm"
+victim = "random-forest.*"
+
+[[table.claim]]
+kind = "gap"
+text = "flipping 80 % of the labels costs at least 30 points"
+a = "clean"
+b = "flip"
+min = 30
+
+[[table.claim]]
+kind = "order"
+text = "clean above flipped"
+cells = ["clean", "flip"]
+"""
+
+
+def _verdict_line(text: str, claim: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(f"| {claim}"))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    matrix = Matrix("toy", [dict(BLOCK)])
+    summary = run_matrix(matrix, Settings(out=str(out), device="cpu", matrix="toy"), threads=1)
+    assert summary.counts["ok"] == 4
+    return out
+
+
+def test_report_renders_paper_beside_ours_and_verdict_follows_the_rows(run_dir):
+    registry = get_registry()
+    matrix = Matrix("toy", [dict(BLOCK), dict(UNRUN)])
+    paper = load_paper(PAPER, "toy.toml")
+    store = ResultsStore(run_dir)
+    text = render([paper], rows_frame(store.rows()), matrix, registry, "runs/toy")
+    assert "| forest | 80 % flipped | 20 |" in text and "(n=2)" in text  # paper value beside ours, n shown
+    assert f"**{REPRODUCED}**" in _verdict_line(text, "flipping 80 %")
+    assert "`toy-unrun`" in text.split("## Blocks not run")[1]  # listed with its cost estimate
+    assert "2 cells" in text.split("## Blocks not run")[1]
+    assert render([paper], rows_frame(store.rows()), matrix, registry, "runs/toy") == text  # deterministic
+
+    # One recorded value changes: the flipped forest is as good as the clean one -> the verdicts flip.
+    clean = {row["seed"]: row["metrics"]["test_acc"] for row in store.rows() if row["attack"] == "clean"}
+    with sqlite3.connect(store.path) as db:
+        for cell_id, seed, metrics in db.execute("SELECT cell_id, seed, metrics FROM cells WHERE attack != 'clean'"):
+            metrics = {**json.loads(metrics), "test_acc": clean[seed] + 0.01}
+            db.execute("UPDATE cells SET metrics = ? WHERE cell_id = ?", (json.dumps(metrics), cell_id))
+    changed = render([paper], rows_frame(store.rows()), matrix, registry, "runs/toy")
+    assert f"**{NOT_REPRODUCED}**" in _verdict_line(changed, "flipping 80 %")
+    assert f"**{NOT_REPRODUCED}**" in _verdict_line(changed, "clean above flipped")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('value = 97.0', 'value = "97"'), "value must be a number"),
+    (lambda t: t.replace('kind = "gap"', 'kind = "exec"'), "kind 'exec' is not one of"),
+    (lambda t: t.replace('b = "flip"', 'b = "nope"'), "unknown cells ['nope']"),
+    (lambda t: t.replace('attack = "clean"', 'attack = "("'), "is not a regular expression"),
+    (lambda t: t.replace('key = "toy"', ''), "key must be a non-empty string"),
+    (lambda t: t + "\n[[[", "not valid TOML"),
+])
+def test_bad_paper_files_fail_with_one_line(edit, message):
+    with pytest.raises(PaperResultsError, match=None) as error:
+        load_paper(edit(PAPER), "toy.toml")
+    assert message in str(error.value) and "toy.toml" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_shipped_paper_files_name_blocks_of_the_paper_preset():
+    from benchlab.plugins import get_plugin_manager
+    from benchlab.report import block_members, registered_papers
+
+    registry = get_registry()
+    blocks = {block["name"]: set() for block in load_matrix("paper", registry).blocks}
+    papers = registered_papers(get_plugin_manager())
+    assert {"deepconfuse", "lwa"} <= {paper.key for paper in papers}
+    for paper in papers:
+        for table in paper.tables:
+            assert block_members(blocks, table.blocks), (paper.key, table.key)
