@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from .metrics import Metric, TableMetrics
+from .store import jsonable
 
 ROWS = "rows.jsonl"
 META = "leaderboard.json"
@@ -76,7 +77,7 @@ def write(dest: str | Path, rows: list[dict], *, title: str, blocks: dict[str, s
     replacements = _replacements(out)
     ordered = sorted(rows, key=lambda row: (row.get("started_at") or 0.0, row["cell_id"]))
     lines = [json.dumps(_scrubbed({k: row.get(k) for k in _ROW_FIELDS}, replacements), sort_keys=True,
-                        default=_jsonable, ensure_ascii=False) for row in ordered]
+                        default=jsonable, ensure_ascii=False) for row in ordered]
     ids = {row["cell_id"] for row in rows}
     meta = {
         "format": FORMAT, "title": title, "git_commit": git_commit,
@@ -101,14 +102,6 @@ def _atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-def _jsonable(value):
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
 def is_published(folder: str | Path) -> bool:

@@ -70,7 +70,7 @@ class ResultsStore:
             raise ValueError(f"status {row['status']!r} is not one of {STATUSES}")
         values = dict(row)
         for key in ("metrics", "params", "manifest"):
-            values[key] = json.dumps(values.get(key) or {}, sort_keys=True, default=_jsonable)
+            values[key] = json.dumps(values.get(key) or {}, sort_keys=True, default=jsonable)
         values.setdefault("reason", None)
         values.setdefault("finished_at", time.time())
         columns = ", ".join(values)
@@ -127,7 +127,7 @@ def _migrate(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE cells ADD COLUMN code_version TEXT")  # NULL: rows of unknown code
 
 
-def _jsonable(value):
+def jsonable(value):
     if hasattr(value, "item"):
         return value.item()
     if isinstance(value, Path):

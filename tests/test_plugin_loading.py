@@ -1,5 +1,6 @@
 """Loading that survives one bad plugin: broken imports, name collisions, blocked plugins, presets."""
 
+import functools
 import importlib.metadata
 import json
 import os
@@ -231,9 +232,9 @@ def bad_entry_points(monkeypatch):
         return [*real(**select), *fakes]
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
-    plugins.reset()
+    # A registry of its own for the test; the session's (held by the `registry` fixture) comes back after.
+    monkeypatch.setattr(plugins, "_default", functools.lru_cache(maxsize=1)(plugins._default.__wrapped__))
     yield
-    plugins.reset()
 
 
 def test_bad_plugins_are_listed_with_reason_and_fix_and_run_still_works(bad_entry_points, tmp_path, monkeypatch):

@@ -190,7 +190,10 @@ def test_one_pixel_shortcut_is_learned(splits):
 def test_one_pixel_shortcut_lowers_accuracy_below_random_pixels():
     # On a CNN (the paper's setting) and Fashion-MNIST: an MLP on 8x8 digits learns the digits
     # as fast as the pixel, and the shortcut does not displace them (README).
-    splits = get_registry().create("datasets", "fashion-mnist:per_class=100,test_per_class=50").load()
+    try:
+        splits = get_registry().create("datasets", "fashion-mnist:per_class=100,test_per_class=50").load()
+    except FileNotFoundError as missing:  # DatasetMissing: apt-get install dataset-fashion-mnist
+        pytest.skip(str(missing))
     accs = {spec: [victim_run(spec, splits, seed, "graynet")[0] for seed in SEEDS]
             for spec in ("one-pixel-shortcut", "random-pixels:pixels=1")}
     ops, random = accs["one-pixel-shortcut"], accs["random-pixels:pixels=1"]
