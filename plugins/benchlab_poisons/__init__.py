@@ -19,3 +19,12 @@ def register_attacks(register):
 def register_matrices(register):
     for preset, block in matrices.BLOCKS:
         register(preset, block)
+
+
+@hookimpl
+def register_paper_results(register):
+    from importlib import resources
+
+    for source in sorted(resources.files(__name__).joinpath("paper_results").iterdir(), key=lambda s: s.name):
+        if source.name.endswith(".toml"):
+            register(source)

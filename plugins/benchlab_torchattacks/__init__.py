@@ -23,3 +23,10 @@ def register_matrices(register):
         "defenses": ["erm"],
         "victims": ["mlp"],
     })
+
+
+@hookimpl
+def register_paper_results(register):
+    from importlib import resources
+
+    register(resources.files(__name__) / "paper_results.toml")
