@@ -1,11 +1,12 @@
 """The standard poisons (benchlab_poisons) on real data: budgets, and effects beyond random noise.
 
 Victims are the registered ``mlp`` trained by ``erm`` on scikit-learn's 8x8 digits (under a second
-each). Budget: the digits' L-inf budget eps = 0.3 (MNIST's usual one) for ``error-min``,
-``adv-poison`` and their control ``uniform-noise``; one pixel for ``one-pixel-shortcut`` and its
-control ``random-pixels:pixels=1``; a 3x3 patch on 10 % of the images for ``badnets``. Crafting
-models are the plugin's MLP surrogate (fast on a CPU). Margins are several points below what
-seeds 0, 1 and 2 showed (README).
+each), and ``lenet5`` (a few seconds) where the claim is about a CNN: the one-pixel shortcut, and the
+crosses with ``iss`` and ``pgd-at``. Budget: the digits' L-inf budget eps = 0.3 (MNIST's usual one)
+for ``error-min``, ``adv-poison`` and their control ``uniform-noise``; one pixel for
+``one-pixel-shortcut`` and its control ``random-pixels:pixels=1``; a 3x3 patch on 10 % of the images
+for ``badnets``. Crafting models are the plugin's MLP surrogate (fast on a CPU), or its default CNN
+in the slow LeNet-5 tests. Margins are several points below what seeds 0, 1 and 2 showed.
 """
 
 from __future__ import annotations
@@ -48,17 +49,26 @@ def craft(spec: str, splits, seed: int):
     return _crafted[key]
 
 
-def victim_run(spec: str, splits, seed: int, victim: str = "mlp") -> tuple[float, dict]:
-    """Clean test accuracy of ``victim`` trained by ``erm`` on the poison, and the attack's metrics."""
-    registry = get_registry()
-    attack, poison = craft(spec, splits, seed)
-    ctx = context(splits, seed)
-    fitted: Fitted = registry.create("defenses", "erm").fit(registry.create("victims", victim), poison.data, ctx)
-    return fitted.classifier.accuracy(splits.test.x, splits.test.y), attack.metrics(poison, fitted, splits, ctx)
+_fitted: dict = {}
 
 
-def mean_accuracy(spec: str, splits, victim: str = "mlp") -> tuple[float, list[float]]:
-    accs = [victim_run(spec, splits, seed, victim)[0] for seed in SEEDS]
+def victim_run(spec: str, splits, seed: int, victim: str = "mlp", defense: str = "erm") -> tuple[float, dict]:
+    """Clean test accuracy of ``victim`` trained by ``defense`` on the poison, and the attack's metrics
+    (memoised: the LeNet-5 tests share their trainings)."""
+    key = (spec, seed, splits.fingerprint(), victim, defense)
+    if key not in _fitted:
+        registry = get_registry()
+        attack, poison = craft(spec, splits, seed)
+        ctx = context(splits, seed)
+        fitted: Fitted = registry.create("defenses", defense).fit(registry.create("victims", victim), poison.data,
+                                                                   ctx)
+        _fitted[key] = (fitted.classifier.accuracy(splits.test.x, splits.test.y),
+                        attack.metrics(poison, fitted, splits, ctx))
+    return _fitted[key]
+
+
+def mean_accuracy(spec: str, splits, victim: str = "mlp", defense: str = "erm") -> tuple[float, list[float]]:
+    accs = [victim_run(spec, splits, seed, victim, defense)[0] for seed in SEEDS]
     return statistics.mean(accs), accs
 
 
@@ -160,6 +170,17 @@ def test_badnets_rejects_a_target_outside_the_classes(splits):
 
 # ---- effects on an erm-trained victim ----------------------------------------------------------
 
+@pytest.mark.slow
+def test_error_min_lowers_lenet5_accuracy_far_below_uniform_noise(splits):
+    # The paper's crafting model is a CNN, its victims CNNs: the default CNN surrogate against LeNet-5.
+    # Near chance (the paper's CIFAR-10 claim) is not reached on 8x8 digits: LeNet-5 still learns
+    # the digits beside the noise (README).
+    noise, noise_accs = mean_accuracy(f"uniform-noise:eps={EPS}", splits, "lenet5")
+    acc, accs = mean_accuracy("error-min", splits, "lenet5")
+    assert acc < noise - 0.10, (accs, noise_accs)
+    assert max(accs) < min(noise_accs), (accs, noise_accs)
+
+
 @pytest.mark.parametrize("spec,margin", [(ERROR_MIN, 0.03), (f"{ERROR_MIN},mode=class", 0.06)])
 def test_error_min_lowers_accuracy_below_uniform_noise(spec, margin, splits, noise_acc):
     acc, accs = mean_accuracy(spec, splits)
@@ -184,6 +205,20 @@ def test_one_pixel_shortcut_is_learned(splits):
         hijacked = stamp(test.x, other, poison.extras["locations"], poison.extras["values"])
         assert fitted.classifier.accuracy(hijacked, other) > 0.2  # chance is about 0.01
         assert attack.metrics(poison, fitted, splits, ctx)["shortcut_acc"] > 0.99
+
+
+def test_one_pixel_shortcut_lowers_lenet5_accuracy_below_random_pixels(splits):
+    # A CNN, the paper's setting: LeNet-5 learns the pixel before the digits (the MLP does not).
+    ops, ops_accs = mean_accuracy("one-pixel-shortcut", splits, "lenet5")
+    random, random_accs = mean_accuracy("random-pixels:pixels=1", splits, "lenet5")
+    assert ops < random - 0.04, (ops_accs, random_accs)
+
+
+def test_iss_recovers_part_of_the_one_pixel_shortcut(splits):
+    # JPEG at quality 10 blurs the single boundary-valued pixel into its neighbours (Liu et al.).
+    erm, erm_accs = mean_accuracy("one-pixel-shortcut", splits, "lenet5")
+    iss, iss_accs = mean_accuracy("one-pixel-shortcut", splits, "lenet5", "iss")
+    assert iss > erm + 0.03, (iss_accs, erm_accs)
 
 
 @pytest.mark.slow
