@@ -5,7 +5,7 @@ each), and ``lenet5`` (a few seconds) where the claim is about a CNN: the one-pi
 crosses with ``iss`` and ``pgd-at``. Budget: the digits' L-inf budget eps = 0.3 (MNIST's usual one)
 for ``error-min``, ``adv-poison`` and their control ``uniform-noise``; one pixel for
 ``one-pixel-shortcut`` and its control ``random-pixels:pixels=1``; a 3x3 patch on 10 % of the images
-for ``badnets``. Crafting models are the plugin's MLP surrogate (fast on a CPU), or its default CNN
+for ``badnets``; linf 0.2 for the ``pgd-at`` cross, noise and training alike. Crafting models are the plugin's MLP surrogate (fast on a CPU), or its default CNN
 in the slow LeNet-5 tests. Margins are several points below what seeds 0, 1 and 2 showed.
 """
 
@@ -186,6 +186,19 @@ def test_error_min_lowers_accuracy_below_uniform_noise(spec, margin, splits, noi
     acc, accs = mean_accuracy(spec, splits)
     assert acc < noise_acc[0] - margin, (accs, noise_acc[1])
     assert max(accs) < min(noise_acc[1]), (accs, noise_acc[1])  # on every seed
+
+
+@pytest.mark.slow
+def test_pgd_at_at_the_poisons_eps_recovers_what_error_min_took(splits):
+    # The known result: adversarial training at the noise's eps leaves nothing for error-min to take.
+    # At linf 0.2: at the digits' 0.3 adversarial training leaves the MLP near chance even on clean data.
+    spec, defense = "error-min:surrogate=mlp,eps=0.2", "pgd-at:eps=0.2"
+    clean_erm, _ = mean_accuracy("clean", splits)
+    poisoned_erm, erm_accs = mean_accuracy(spec, splits)
+    clean_at, clean_at_accs = mean_accuracy("clean", splits, "mlp", defense)
+    poisoned_at, at_accs = mean_accuracy(spec, splits, "mlp", defense)
+    assert poisoned_erm < clean_erm - 0.02, erm_accs  # the poison takes something from erm
+    assert poisoned_at > clean_at - 0.03, (at_accs, clean_at_accs)  # and nothing from pgd-at
 
 
 def test_adv_poison_lowers_accuracy_far_below_uniform_noise(splits, noise_acc):
