@@ -129,7 +129,37 @@ def _with_class(registry: Registry, kind: str, cls: type) -> Registry:
     return copy
 
 
+def _check_generative_victim(victim, splits: DataSplits) -> None:
+    """Trains briefly; reconstructions and samples keep the images' shape and [0, 1] range, samples are
+    seeded by the generator alone, and a state-dict round trip (the model cache) reproduces the model."""
+    from .generative import GenerativeHistory, TrainedGenerative
+
+    ctx = make_context(splits, victim=victim, registry=victim.registry or get_registry())
+    torch.manual_seed(0)
+    model = victim.build(splits.info.input_shape, splits.info.num_classes).to(ctx.device)
+    history = victim.fit(model, splits.train.x, victim.recipe.override(epochs=2), ctx)
+    assert isinstance(history, GenerativeHistory), f"{victim.spec}: fit must return a GenerativeHistory"
+    trained = TrainedGenerative(victim, model)
+    x = splits.test.x[:8]
+    recon = trained.reconstruct(x)
+    assert recon.shape == x.shape, f"{victim.spec}: reconstruction shape {tuple(recon.shape)} != {tuple(x.shape)}"
+    samples = trained.sample(5, torch.Generator().manual_seed(3))
+    assert samples.shape == (5, *x.shape[1:]), f"{victim.spec}: sample shape {tuple(samples.shape)}"
+    for name, images in (("reconstructions", recon), ("samples", samples)):
+        assert torch.isfinite(images).all() and 0 <= images.min() and images.max() <= 1, \
+            f"{victim.spec}: {name} leave [0, 1]"
+    assert torch.equal(trained.sample(5, torch.Generator().manual_seed(3)), samples), \
+        f"{victim.spec}: samples are not determined by the generator"
+    restored = victim.build(splits.info.input_shape, splits.info.num_classes)
+    restored.load_state_dict({k: v.clone() for k, v in model.state_dict().items()})
+    assert torch.equal(TrainedGenerative(victim, restored).reconstruct(x), recon), \
+        f"{victim.spec}: a state-dict round trip changes the reconstructions"
+
+
 def _check_victim(victim: Victim, splits: DataSplits) -> None:
+    if victim.generative:
+        _check_generative_victim(victim, splits)
+        return
     model = victim.build(splits.info.input_shape, splits.info.num_classes)
     if victim.framework == "sklearn":
         model.fit(splits.train.x.flatten(1).numpy(), splits.train.y.numpy())
