@@ -37,7 +37,8 @@ def save_generative_figure(images: dict[str, torch.Tensor], title: str, path: Pa
             if c < len(batch):
                 image = batch[c].detach().float().cpu().clamp(0, 1)
                 gray = image.shape[0] == 1
-                ax.imshow(image[0] if gray else image.permute(1, 2, 0), cmap="gray" if gray else None,
+                pixels = (image[0] if gray else image.permute(1, 2, 0)).numpy()
+                ax.imshow(pixels, cmap="gray" if gray else None,
                           vmin=0, vmax=1, interpolation="nearest")
             if c == 0:
                 ax.set_ylabel(label, fontsize=7)

@@ -5,9 +5,10 @@
 * When the poison declares a pixel pattern (:meth:`benchlab.PoisonedSet.pattern`): the share of
   reconstructions of clean test images that carry their class's pattern, the share of samples
   (as many as test images) that carry some class's pattern, and ``pattern_reproduction``, the share
-  over both sets together. An image carries a pattern when every pattern pixel is within
-  ``PATTERN_TOLERANCE`` of the pattern's value in every channel. ``pattern_in_test`` is the same
-  count on the clean test images themselves: the chance level of the criterion.
+  over both sets together. An image carries a pattern when its mean absolute deviation from the
+  pattern's values, over the pattern's pixels and channels, is at most ``PATTERN_TOLERANCE``
+  (a mean, not a maximum: a model that reproduces nine of ten pixels carries the pattern).
+  ``pattern_in_test`` is the same count on the clean test images themselves: the chance level.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ def pattern_images(locations: torch.Tensor, values: torch.Tensor, shape: tuple[i
 
 def carries(x: torch.Tensor, where: torch.Tensor, image: torch.Tensor,
             tolerance: float = PATTERN_TOLERANCE) -> torch.Tensor:
-    """(N, K) bool: image n carries class k's pattern (all its pixels within ``tolerance``)."""
+    """(N, K) bool: image n carries class k's pattern (mean deviation over its pixels within ``tolerance``)."""
     x = x.float().cpu()
-    close = (x.unsqueeze(1) - image.unsqueeze(0)).abs().amax(2) <= tolerance  # (N, K, H, W)
-    return (close | ~where.unsqueeze(0)).flatten(2).all(2)
+    deviation = (x.unsqueeze(1) - image.unsqueeze(0)).abs().mean(2)  # (N, K, H, W), mean over channels
+    mask = where.unsqueeze(0).float()
+    mean = (deviation * mask).flatten(2).sum(2) / mask.flatten(2).sum(2).clamp_min(1)
+    return mean <= tolerance
 
 
 def generative_metrics(model: TrainedGenerative, splits: DataSplits, pattern, seed: int) -> tuple[dict, dict]:
