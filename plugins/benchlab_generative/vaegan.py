@@ -11,7 +11,7 @@ similarity metric", ICML 2016, https://arxiv.org/abs/1512.09300 -- the model Evo
 
 Per-network updates (Algorithm 1): encoder on L_prior + L_llike; decoder on γ·L_llike − L_GAN;
 discriminator on −L_GAN (it classifies x as real and both x~ and Dec(z_p) as generated). The decoder's
-−L_GAN uses the non-saturating form −log Dis(·) (Goodfellow et al. 2014), as the paper's own code does.
+−L_GAN uses the non-saturating form −log Dis(·) (Goodfellow et al. 2014, Sec. 3).
 
 ``vae`` is the same encoder and decoder trained on eq. 3 + a pixel likelihood (Bernoulli, i.e.
 binary cross-entropy summed over pixels) with no discriminator: the control that tells apart what
