@@ -4,6 +4,8 @@
 per poison × defense × victim × seed), measure on the clean test set.
 *Evasion cell*: fit the defense on clean data (the same cache entry as the ``clean`` poison cell),
 perturb the test set, measure clean and robust accuracy.
+*Poison cell on a generative victim*: as a poison cell, measured by reconstruction PSNR and pattern
+reproduction on the clean test set (:mod:`benchlab.generative_metrics`), with a figure of the model.
 
 ``run_cell`` never raises: a failure becomes a ``failed`` row with its traceback.
 """
