@@ -5,7 +5,7 @@ This module is the whole public surface: everything a plugin needs is importable
 plugins). ``docs/plugins.md`` is the guide.
 
 * interfaces: :class:`EvasionAttack`, :class:`PoisonAttack`, :class:`Defense`, :class:`TrainingDefense`,
-  :class:`Victim`, :class:`DatasetSource`, their results (:class:`EvasionResult`, :class:`PoisonedSet`,
+  :class:`Victim`, :class:`GenerativeVictim`, :class:`DatasetSource`, their results (:class:`EvasionResult`, :class:`PoisonedSet`,
   :class:`Fitted`), :class:`Param`, :class:`Metric` and :data:`hookimpl`;
 * budgets and norms: ``norm_param``, ``eps_param``, ``resolve_budget``, ``project``, ``perturbation_norms``...;
 * chunking (``chunks``) and seeded generators (``Context.generator``, ``seed_everything``);
@@ -20,6 +20,8 @@ from .context import ArtifactSlot, Context, CraftingContext, resolve_device, see
 from .data import DatasetInfo, DataSplits, TensorData, per_class_subsample
 from .datasets import dataset_installed
 from .defense_base import TrainingDefense
+from .generative import GenerativeHistory, GenerativeVictim, TrainedGenerative
+from .generative_metrics import psnr
 from .hookspecs import hookimpl
 from .interfaces import (
     NORMS,
@@ -85,12 +87,12 @@ __all__ = [
     "ADAM_RECIPE", "CHUNK", "CRAFT_CHUNK", "NORMS", "OPTIMIZERS", "RANDOM_PATTERN_SALT", "SOURCE_PARAMS", "TINY",
     "ArtifactCache", "ArtifactSlot", "Classifier", "Context", "CraftingContext", "DataSplits", "DatasetInfo",
     "DatasetSource", "Defense",
-    "EvasionAttack", "EvasionResult", "Fitted", "History", "MaybePool", "Metric", "OneChannelConv2d", "Param",
+    "EvasionAttack", "EvasionResult", "Fitted", "GenerativeHistory", "GenerativeVictim", "History", "MaybePool", "Metric", "OneChannelConv2d", "Param",
     "Plugin", "PoisonAttack", "PoisonedSet", "Recipe", "ResultsStore", "SklearnClassifier", "SpecError", "SplitNet",
-    "SplitVictim", "TensorData", "TorchClassifier", "TrainingDefense", "Victim", "cache_key", "chunks",
+    "SplitVictim", "TensorData", "TorchClassifier", "TrainedGenerative", "TrainingDefense", "Victim", "cache_key", "chunks",
     "conv2d", "conv_bn_relu", "conv_relu", "cross_entropy", "dataset_installed", "eps_param", "evaluate", "fit",
     "flat_size", "format_spec", "fraction_param", "hookimpl", "in_ball", "l2_norms", "make_optimizer",
     "missing_budget", "norm_param", "on_sphere", "pad_to", "per_class_subsample", "per_example", "perturbation_norms",
-    "poison_mask", "project", "random_pattern", "resolve_budget", "resolve_device", "seed_everything", "stamp",
+    "poison_mask", "project", "psnr", "random_pattern", "resolve_budget", "resolve_device", "seed_everything", "stamp",
     "steepest_direction", "two_conv_net", "with_fc_head", "__version__",
 ]

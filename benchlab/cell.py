@@ -4,6 +4,8 @@
 per poison × defense × victim × seed), measure on the clean test set.
 *Evasion cell*: fit the defense on clean data (the same cache entry as the ``clean`` poison cell),
 perturb the test set, measure clean and robust accuracy.
+*Poison cell on a generative victim*: as a poison cell, measured by reconstruction PSNR and pattern
+reproduction on the clean test set (:mod:`benchlab.generative_metrics`), with a figure of the model.
 
 ``run_cell`` never raises: a failure becomes a ``failed`` row with its traceback.
 """
@@ -24,6 +26,8 @@ from .cache import ArtifactCache, cache_key
 from .code_identity import component, core
 from .context import Context, resolve_device, seed_everything
 from .data import DataSplits
+from .generative_figure import figure_name, save_generative_figure
+from .generative_metrics import generative_metrics
 from .heap import keep_freed_memory
 from .interfaces import EvasionAttack, EvasionResult, Fitted, PoisonedSet, perturbation_norms
 from .manifest import manifest
@@ -138,6 +142,10 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     else:
         fitted, fit_seconds, hit = _fit_cached(defense, victim, None, "clean", splits, ctx, fingerprint)
     metrics.update(seconds_fit=fit_seconds, cache_hit_model=hit)
+    if victim.generative:  # only poison cells reach here (matrix expansion makes the rest n/a)
+        metrics.update(fitted.metrics)
+        metrics.update(_generative_metrics(cell, fitted, poison, splits, ctx))
+        return metrics
     metrics.update(_accuracy_metrics(fitted, splits))
     metrics.update(fitted.metrics)
     if cell.threat == "poison":
@@ -211,6 +219,16 @@ def _accuracy_metrics(fitted: Fitted, splits: DataSplits) -> dict:
     return {"test_acc": test_acc, "test_acc_peak": max([test_acc, *history.test_acc]),
             "train_acc": train_acc, "generalization_gap": train_acc - test_acc,
             "epochs": len(history.test_acc)}
+
+
+def _generative_metrics(cell: Cell, fitted: Fitted, poison: PoisonedSet, splits: DataSplits, ctx: Context) -> dict:
+    """PSNR and pattern reproduction on the clean test set, and the cell's figure beside the results."""
+    metrics, images = generative_metrics(fitted.generative, splits, poison.pattern(), ctx.seed)
+    folder = ctx.artifact_dir("figures", "generative")
+    if folder is not None:
+        name = figure_name(cell.dataset, cell.attack, cell.defense, cell.victim, cell.seed)
+        save_generative_figure(images, f"{cell.label()}\nrecon PSNR {metrics['recon_psnr']:.2f} dB", folder / name)
+    return metrics
 
 
 def _evasion_metrics(attack: EvasionAttack, fitted: Fitted, splits: DataSplits, ctx: Context) -> dict:

@@ -14,6 +14,7 @@ import torch
 from .classifier import SklearnClassifier, TorchClassifier
 from .context import Context
 from .data import TensorData
+from .generative import GenerativeHistory, TrainedGenerative
 from .interfaces import Defense, Fitted, Victim
 from .sklearn_io import estimator_from_tensor, estimator_to_tensor
 from .train import History, Recipe, cross_entropy, fit
@@ -50,6 +51,8 @@ class TrainingDefense(Defense):
 
     # ---- the procedure -----------------------------------------------------------------------
     def fit(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
+        if victim.generative:
+            return self._fit_generative(victim, train, ctx)
         if victim.framework == "sklearn":
             return self._fit_sklearn(victim, train, ctx)
         torch.manual_seed(ctx.seed)
@@ -70,11 +73,18 @@ class TrainingDefense(Defense):
         a scikit-learn estimator serialised with skops (:mod:`benchlab.sklearn_io`, never pickle)."""
         history = fitted.history.as_dict() if fitted.history else {}
         info = {"history": history, "metrics": fitted.metrics}
+        if fitted.generative is not None:
+            return fitted.generative.module.state_dict(), info
         if isinstance(fitted.classifier, SklearnClassifier):
             return {"estimator": estimator_to_tensor(fitted.classifier.estimator)}, info
         return fitted.classifier.module.state_dict(), info
 
     def restore(self, victim: Victim, tensors: dict, info: dict, ctx: Context) -> Fitted:
+        if victim.generative:
+            model = self.build_model(victim, ctx)
+            model.load_state_dict(tensors)
+            history = GenerativeHistory(**info.get("history", {}))
+            return Fitted(None, history, info.get("metrics", {}), TrainedGenerative(victim, model.to(ctx.device)))
         history, metrics = History(**info.get("history", {})), info.get("metrics", {})
         if victim.framework == "sklearn":
             estimator = estimator_from_tensor(tensors["estimator"])
@@ -83,6 +93,13 @@ class TrainingDefense(Defense):
         model = self.build_model(victim, ctx)
         model.load_state_dict(tensors)
         return Fitted(TorchClassifier(model.to(ctx.device), self.input_transform(ctx)), history, metrics)
+
+    def _fit_generative(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
+        """The victim's own objective on the training images (labels unused), with this defense's recipe."""
+        torch.manual_seed(ctx.seed)
+        model = self.build_model(victim, ctx).to(ctx.device)
+        history = victim.fit(model, train.x.to(ctx.device), self.recipe(victim, ctx), ctx)
+        return Fitted(None, history, generative=TrainedGenerative(victim, model))
 
     def _fit_sklearn(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
         estimator = victim.build(ctx.info.input_shape, ctx.info.num_classes)

@@ -89,6 +89,8 @@ class Victim(Plugin):
 
     kind = "victim"
     framework: ClassVar[str] = "torch"  # "torch" | "sklearn"
+    # True for generative models (benchlab.generative.GenerativeVictim): no labels, no classifier.
+    generative: ClassVar[bool] = False
     recipe: ClassVar[Recipe] = Recipe()
 
     def build(self, input_shape: tuple[int, int, int], num_classes: int):
@@ -105,11 +107,16 @@ class Victim(Plugin):
 
 @dataclass
 class Fitted:
-    """What a defense returns: the classifier to evaluate and its training history."""
+    """What a defense returns: the classifier to evaluate and its training history.
 
-    classifier: Classifier
+    On a generative victim ``classifier`` is None and ``generative`` holds the trained model
+    (a :class:`benchlab.generative.TrainedGenerative`); ``history`` is then its loss record.
+    """
+
+    classifier: Classifier | None
     history: History | None = None
     metrics: dict = field(default_factory=dict)
+    generative: Any = None
 
 
 class Defense(Plugin):
@@ -117,6 +124,8 @@ class Defense(Plugin):
 
     kind = "defense"
     frameworks: ClassVar[tuple[str, ...]] = ("torch",)
+    # True when ``fit`` also trains generative victims (with their own objective); else n/a on them.
+    trains_generative: ClassVar[bool] = False
 
     def fit(self, victim: Victim, train: TensorData, ctx: Context) -> Fitted:
         raise NotImplementedError
@@ -142,7 +151,12 @@ class Defense(Plugin):
 
 @dataclass
 class PoisonedSet:
-    """A crafted training set: images (and possibly labels) plus what attack metrics need."""
+    """A crafted training set: images (and possibly labels) plus what attack metrics need.
+
+    A poison that stamps class-wise pixel patterns declares them through the extras ``locations``
+    (K, N, 2) (row, col) and ``values`` (K, N, C), the arguments of :func:`benchlab.stamp`, and
+    optionally ``attacked`` (K,) bool, the classes that carry one: see :meth:`pattern`.
+    """
 
     data: TensorData
     poisoned: torch.Tensor  # bool mask over training examples that were changed
@@ -160,6 +174,16 @@ class PoisonedSet:
     def to(self, device) -> PoisonedSet:
         return PoisonedSet(self.data.to(device), self.poisoned.to(device),
                            {k: v.to(device) for k, v in self.extras.items()})
+
+    def pattern(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The declared pixel pattern ``(locations, values, attacked)``, or None when none is declared."""
+        if "locations" not in self.extras or "values" not in self.extras:
+            return None
+        values = self.extras["values"]
+        attacked = self.extras.get("attacked")
+        if attacked is None:
+            attacked = torch.ones(len(values), dtype=torch.bool)
+        return self.extras["locations"], values, attacked.bool()
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> PoisonedSet:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .cache import cache_key
 from .code_identity import canonical_spec, cell_code, code_version
+from .generative import generative_incompatibility
 from .interfaces import Plugin
 from .lineage import logical_key
 from .numerics import Numerics
@@ -241,7 +242,8 @@ def _expand_block(block: dict, registry: Registry, numerics: Numerics | None = N
             attack = with_budget(registry, attack_spec, budgets)
             for defense in defenses:
                 for victim in victims:
-                    reasons = (p.incompatibility(info, victim) for p in (victim, defense, attack))
+                    reasons = (generative_incompatibility(attack, defense, victim),
+                               *(p.incompatibility(info, victim) for p in (victim, defense, attack)))
                     reason = next(filter(None, reasons), None)
                     code = cell_code(registry, dataset, attack, defense, victim)
                     specs = {role: canonical_spec(plugin) for role, plugin in

@@ -31,6 +31,20 @@ class Metric:
         return asdict(self)
 
 
+# What a poison cell on a generative victim reports (benchlab.generative_metrics).
+GENERATIVE = (
+    Metric("recon_psnr", True, "generative: mean PSNR (dB) of the reconstructions of the clean test images",
+           headline=True, fraction=False),
+    Metric("pattern_reproduction", False, "generative: share of samples and reconstructions that carry the "
+                                          "poison's pixel pattern"),
+    Metric("pattern_in_samples", False, "generative: share of samples that carry some class's pixel pattern"),
+    Metric("pattern_in_reconstructions", False, "generative: share of reconstructions of clean test images "
+                                                "that carry their class's pixel pattern"),
+    Metric("pattern_in_test", False, "generative: share of the clean test images themselves that carry their "
+                                     "class's pattern (the criterion's chance level)"),
+)
+
+
 # The metrics the cell itself computes (benchlab.cell).
 STANDARD = (
     Metric("test_acc", True, "final accuracy on the clean test set"),
@@ -49,6 +63,7 @@ STANDARD = (
     Metric("seconds_craft", False, "seconds spent crafting the poison (0 when cached)", fraction=False),
     Metric("seconds_fit", False, "seconds spent training the victim (0 when cached)", fraction=False),
     Metric("seconds_attack", False, "seconds spent perturbing the test set", fraction=False),
+    *GENERATIVE,
 )
 DEFAULT = {"poison": "test_acc", "evasion": "robust_acc"}
 

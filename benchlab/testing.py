@@ -17,6 +17,7 @@ from torch import nn
 
 from .context import Context
 from .data import DataSplits, TensorData
+from .generative import GenerativeHistory, GenerativeVictim, TrainedGenerative
 from .interfaces import (
     NAME_PATTERN,
     DatasetSource,
@@ -33,7 +34,8 @@ from .params import Param
 from .plugins import Registry, get_registry
 from .train import Recipe
 
-__all__ = ["check_plugin", "check_class", "tiny_splits", "TinyVictim", "TinyForest", "make_context"]
+__all__ = ["check_plugin", "check_class", "tiny_splits", "TinyVictim", "TinyForest", "TinyAutoencoder",
+           "make_context"]
 
 
 class TinyVictim(Victim):
@@ -60,6 +62,39 @@ class TinyForest(Victim):
         from sklearn.ensemble import RandomForestClassifier
 
         return RandomForestClassifier(n_estimators=10, random_state=0)
+
+
+class TinyAutoencoder(GenerativeVictim):
+    """A linear autoencoder: the checks' generative victim for defenses that declare ``trains_generative``."""
+
+    name = "tiny-autoencoder"
+    recipe = Recipe(optimizer="adam", lr=1e-2, epochs=5, batch_size=64)
+
+    def build(self, input_shape, num_classes=0):
+        c, h, w = input_shape
+        return nn.ModuleDict({"enc": nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 8)),
+                              "dec": nn.Sequential(nn.Linear(8, c * h * w), nn.Sigmoid(), nn.Unflatten(1, (c, h, w)))})
+
+    def fit(self, model, images, recipe, ctx):
+        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+        history, generator = GenerativeHistory(), torch.Generator().manual_seed(ctx.seed)
+        for _ in range(recipe.epochs):
+            order, total = torch.randperm(len(images), generator=generator), 0.0
+            for start in range(0, len(images), recipe.batch_size):
+                x = images[order[start : start + recipe.batch_size]]
+                loss = nn.functional.mse_loss(self.reconstruct(model, x), x)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(x)
+            history.add({"mse": total / len(images)})
+        return history
+
+    def reconstruct(self, model, x):
+        return model["dec"](model["enc"](x))
+
+    def sample(self, model, n, generator):
+        return model["dec"](torch.randn(n, 8, generator=generator).to(next(model.parameters()).device))
 
 
 def tiny_splits(per_class: int = 12, registry=None) -> DataSplits:
@@ -129,7 +164,35 @@ def _with_class(registry: Registry, kind: str, cls: type) -> Registry:
     return copy
 
 
+def _check_generative_victim(victim, splits: DataSplits) -> None:
+    """Trains briefly; reconstructions and samples keep the images' shape and [0, 1] range, samples are
+    seeded by the generator alone, and a state-dict round trip (the model cache) reproduces the model."""
+    ctx = make_context(splits, victim=victim, registry=victim.registry or get_registry())
+    torch.manual_seed(0)
+    model = victim.build(splits.info.input_shape, splits.info.num_classes).to(ctx.device)
+    history = victim.fit(model, splits.train.x, victim.recipe.override(epochs=2), ctx)
+    assert isinstance(history, GenerativeHistory), f"{victim.spec}: fit must return a GenerativeHistory"
+    trained = TrainedGenerative(victim, model)
+    x = splits.test.x[:8]
+    recon = trained.reconstruct(x)
+    assert recon.shape == x.shape, f"{victim.spec}: reconstruction shape {tuple(recon.shape)} != {tuple(x.shape)}"
+    samples = trained.sample(5, torch.Generator().manual_seed(3))
+    assert samples.shape == (5, *x.shape[1:]), f"{victim.spec}: sample shape {tuple(samples.shape)}"
+    for name, images in (("reconstructions", recon), ("samples", samples)):
+        assert torch.isfinite(images).all() and 0 <= images.min() and images.max() <= 1, \
+            f"{victim.spec}: {name} leave [0, 1]"
+    assert torch.equal(trained.sample(5, torch.Generator().manual_seed(3)), samples), \
+        f"{victim.spec}: samples are not determined by the generator"
+    restored = victim.build(splits.info.input_shape, splits.info.num_classes)
+    restored.load_state_dict({k: v.clone() for k, v in model.state_dict().items()})
+    assert torch.equal(TrainedGenerative(victim, restored).reconstruct(x), recon), \
+        f"{victim.spec}: a state-dict round trip changes the reconstructions"
+
+
 def _check_victim(victim: Victim, splits: DataSplits) -> None:
+    if victim.generative:
+        _check_generative_victim(victim, splits)
+        return
     model = victim.build(splits.info.input_shape, splits.info.num_classes)
     if victim.framework == "sklearn":
         model.fit(splits.train.x.flatten(1).numpy(), splits.train.y.numpy())
@@ -148,6 +211,28 @@ def _check_defense(defense: Defense, splits: DataSplits) -> None:
     for victim in (TinyVictim(), TinyForest()):  # each framework the defense declares
         if not defense.incompatibility(splits.info, victim):
             _check_defense_on(defense, victim, splits)
+    if defense.trains_generative:
+        _check_defense_on_generative(defense, TinyAutoencoder(), splits)
+
+
+def _check_defense_on_generative(defense: Defense, victim: GenerativeVictim, splits: DataSplits) -> None:
+    """A defense that trains generative victims returns the trained model, which beats an untrained one
+    and (when checkpointable) round-trips through its checkpoint."""
+    from .generative_metrics import psnr
+
+    ctx = make_context(splits, victim=victim, registry=defense.registry or get_registry())
+    fitted = defense.fit(victim, splits.train, ctx)
+    assert fitted.classifier is None and isinstance(fitted.generative, TrainedGenerative), \
+        f"{defense.spec} on a generative victim: Fitted(None, history, generative=TrainedGenerative(...))"
+    x = splits.test.x
+    recon = fitted.generative.reconstruct(x)
+    untrained = TrainedGenerative(victim, victim.build(splits.info.input_shape)).reconstruct(x)
+    assert psnr(recon, x).mean() > psnr(untrained, x).mean(), f"{defense.spec}: generative training did not help"
+    if defense.checkpointable:
+        tensors, info = defense.checkpoint(fitted)
+        restored = defense.restore(victim, tensors, info, ctx)
+        assert torch.equal(restored.generative.reconstruct(x), recon), f"{defense.spec} on a generative victim: " \
+                                                                        "restore differs"
 
 
 def _check_defense_on(defense: Defense, victim: Victim, splits: DataSplits) -> None:

@@ -24,13 +24,14 @@ def guide_plugin(tmp_path_factory):
     examples = guide_examples()
     assert {"evasion", "poison", "defense", "victim"} <= set(examples)
     module = types.ModuleType("guide_plugin")
-    for kind in ("evasion", "poison", "defense", "victim"):
+    for kind in ("evasion", "poison", "defense", "victim", "generative"):
         exec(compile(examples[kind], f"docs/plugins.md:{kind}", "exec"), module.__dict__)
     return module
 
 
 @pytest.mark.parametrize("kind, cls", [("attacks", "SignNoise"), ("attacks", "FlipToZero"),
-                                       ("defenses", "LabelSmoothing"), ("victims", "TinyMLP")])
+                                       ("defenses", "LabelSmoothing"), ("victims", "TinyMLP"),
+                                       ("victims", "TinyAutoencoder")])
 def test_the_guides_examples_pass_the_contract_checks(guide_plugin, kind, cls):
     check_plugin(kind, getattr(guide_plugin, cls))
 

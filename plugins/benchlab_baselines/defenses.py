@@ -38,6 +38,7 @@ class ERM(TrainingDefense):
     """
 
     name = "erm"
+    trains_generative = True  # a generative victim's own objective is its ERM
     params = (
         Param("optimizer", str, None, "optimizer (default: the victim's recipe)", choices=OPTIMIZERS),
         Param("lr", float, None, "learning rate (default: the victim's, or the new optimizer's)", low=0.0),
