@@ -29,21 +29,12 @@ from benchlab import (
 
 from . import figures
 from .confuse import ConfuseSettings, poisoned, train_generator
+from .diagnostics import FIELDS, as_tensor, class_share
 from .generator import KINDS, build_generator, noise_of
 
 GENERATOR_PREFIX = "generator."
 # Parameters that change the poisoned set but not the trained generator (so they share its cache).
 NOT_GENERATOR = ("fraction", "figures")
-
-
-def class_share(noise: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
-    """Share of the noise's variance explained by the class (0: same pattern for all, 1: class-wise)."""
-    flat = noise.flatten(1).double()
-    centred = flat - flat.mean(0)
-    total = centred.pow(2).sum()
-    between = sum(centred[labels == c].mean(0).pow(2).sum() * (labels == c).sum()
-                  for c in range(num_classes) if (labels == c).any())
-    return float(between / total) if total > 0 else 0.0
 
 
 class DeepConfuse(PoisonAttack):
@@ -69,6 +60,8 @@ class DeepConfuse(PoisonAttack):
                                            "(1: a pure class-wise pattern)"),
         Metric("generator_objective", False, "the generator's pseudo-update objective over the last trial (it "
                                              "rises when untargeted, falls when target=shift)", fraction=False),
+        Metric("generator_seconds", False, "seconds spent training the generator (recorded with it, so a "
+                                          "cached generator reports its original crafting time)", fraction=False),
     )
     params = (
         eps_param(),
@@ -86,7 +79,7 @@ class DeepConfuse(PoisonAttack):
         Param("lr_g", float, 1e-3, "alpha_g: generator Adam rate", low=0.0),
         Param("algorithm", int, 2, "1: stored trajectory, 2: memory-efficient", choices=(1, 2)),
         Param("generator", str, "auto", "auto: encoder-decoder for grayscale, U-Net for colour", choices=KINDS),
-        Param("figures", bool, True, "save the Figure 3 (feature PCA) and Figure 10 (confusion) plots"),
+        Param("figures", bool, True, "save the Figure 3 (feature PCA), Figure 10 (confusion) and per-trial convergence plots"),
     )
     test_spec = "deepconfuse:trials=1,maxiter=4,surrogate=graynet"
 
@@ -123,14 +116,14 @@ class DeepConfuse(PoisonAttack):
             tick = time.perf_counter()
             torch.manual_seed(ctx.seed)
             generator = build_generator(channels, eps, self.p.generator).to(ctx.device)
-            history: list[float] = []
+            records = []
             if eps > 0:  # ε = 0: the noise is identically zero, nothing to learn
                 surrogate = self.create("victims", self.surrogate_spec(ctx.info))
                 shape, classes = ctx.info.input_shape, ctx.info.num_classes
-                history = train_generator(
+                records = train_generator(
                     generator, lambda: surrogate.build(shape, classes).to(ctx.device), train.to(ctx.device),
                     classes, self.settings(), seed=ctx.seed, progress=ctx.progress)
-            info = {"history": history, "seconds": time.perf_counter() - tick}
+            info = {"diagnostics": as_tensor(records).tolist(), "seconds": time.perf_counter() - tick}
             return generator.state_dict(), info
 
         generator_values = {k: v for k, v in self.values.items() if k not in NOT_GENERATOR}
@@ -148,7 +141,8 @@ class DeepConfuse(PoisonAttack):
         x[mask] = poisoned(train.x[mask], noise_of(generator, train.x[mask]))
         extras = {GENERATOR_PREFIX + k: v for k, v in generator.state_dict().items()}
         extras.update(eps=torch.tensor(generator.eps), generator_cached=torch.tensor(cached),
-                      objective=torch.tensor(info.get("history") or [float("nan")]))
+                      diagnostics=torch.tensor(info["diagnostics"], dtype=torch.float64).reshape(-1, len(FIELDS)),
+                      generator_seconds=torch.tensor(float(info["seconds"])))
         return PoisonedSet(TensorData(x, train.y), mask, extras)
 
     # ---- metrics ---------------------------------------------------------------------------------
@@ -157,6 +151,11 @@ class DeepConfuse(PoisonAttack):
         generator = build_generator(ctx.info.channels, float(poison.extras["eps"]), self.p.generator)
         generator.load_state_dict(state)
         return generator.to(ctx.device).eval()
+
+    @staticmethod
+    def last_trial(poison: PoisonedSet, field: str) -> float:
+        diagnostics = poison.extras["diagnostics"]
+        return float(diagnostics[-1, FIELDS.index(field)]) if len(diagnostics) else float("nan")
 
     def target_of(self, y: torch.Tensor, num_classes: int) -> torch.Tensor:
         return (y + self.p.shift) % num_classes
@@ -173,7 +172,8 @@ class DeepConfuse(PoisonAttack):
             "noise_test_acc": classifier.accuracy(noise_test, test.y),
             "noise_class_share": class_share(noise_train, train.y, classes),
             "generator_cache_hit": bool(poison.extras["generator_cached"]),
-            "generator_objective": float(poison.extras["objective"][-1]),
+            "generator_objective": self.last_trial(poison, "objective"),
+            "generator_seconds": float(poison.extras["generator_seconds"]),
         }
         if self.p.target == "shift":
             out["targeted_success_rate"] = (predictions == self.target_of(test.y, classes)).float().mean().item()
@@ -190,6 +190,10 @@ class DeepConfuse(PoisonAttack):
         accuracy = (predictions == splits.test.y).float().mean().item()
         figures.save_confusion(matrix, ctx.info.class_names, f"{stem}\nclean test acc {accuracy:.3f}",
                                folder / f"{stem}-confusion.png")
+        diagnostics = poison.extras["diagnostics"]
+        if len(diagnostics):
+            figures.save_convergence(diagnostics.cpu().numpy(), FIELDS, f"{stem}\ngenerator training per trial",
+                                     folder / f"{stem}-convergence.png")
         victim = ctx.victim
         if isinstance(classifier, TorchClassifier) and victim is not None and victim.has_split:
             representation, _ = victim.split(classifier.module)

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from benchlab import TensorData
 
+from .diagnostics import TrialRecord, probe_indices, trial_record
 from .generator import noise_of
 
 
@@ -156,9 +157,10 @@ def surrogate_step(surrogate: nn.Module, optimizer: torch.optim.Optimizer, x: to
 
 def train_generator(generator: nn.Module, make_surrogate: Callable[[], nn.Module], train: TensorData,
                     num_classes: int, settings: ConfuseSettings, *, seed: int = 0, progress: bool = False,
-                    on_trial: Callable[[int, nn.Module], None] | None = None) -> list[float]:
-    """Train ``generator`` in place with Algorithm ``settings.algorithm``; returns the mean
-    generator objective L(f_θ'(x), ·) of each trial (rising when untargeted, falling when targeted).
+                    on_trial: Callable[[int, nn.Module], None] | None = None) -> list[TrialRecord]:
+    """Train ``generator`` in place with Algorithm ``settings.algorithm``; returns one diagnostic
+    record per trial: the mean generator objective L(f_θ'(x), ·) (rising when untargeted, falling
+    when targeted), the class share of the noise and the surrogate's clean accuracy on a fixed probe.
 
     ``make_surrogate()`` returns a freshly initialised surrogate f_θ on the data's device (it is
     called under a trial-specific torch seed). ``on_trial(t, surrogate)`` is called after each trial.
@@ -172,6 +174,7 @@ def train_generator(generator: nn.Module, make_surrogate: Callable[[], nn.Module
     learner = copy.deepcopy(generator) if settings.algorithm == 2 else generator
     optimizer = torch.optim.Adam(learner.parameters(), lr=settings.lr_g)
     generator.requires_grad_(settings.algorithm == 1)
+    probe = probe_indices(len(x), seed).to(x.device)
     history = []
     for trial in tqdm(range(settings.trials), desc="deepconfuse", disable=not progress, unit="trial"):
         torch.manual_seed(seed * 100_003 + trial)
@@ -196,7 +199,8 @@ def train_generator(generator: nn.Module, make_surrogate: Callable[[], nn.Module
                 params = {n: p.requires_grad_() for n, p in state.items()}
                 losses.append(generator_step(surrogate, learner, optimizer, x[index], y[index], settings,
                                              num_classes, params=params, velocity=velocity))
-        history.append(torch.stack(losses).mean().item() if losses else float("nan"))
+        objective = torch.stack(losses).mean().item() if losses else float("nan")
+        history.append(trial_record(objective, generator, surrogate, x[probe], y[probe], num_classes))
         if on_trial is not None:
             on_trial(trial, surrogate)
     generator.requires_grad_(False)
