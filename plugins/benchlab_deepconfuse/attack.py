@@ -27,8 +27,8 @@ from benchlab import (
     poison_mask as choose,
 )
 
-from . import figures
-from .confuse import ConfuseSettings, poisoned, train_generator
+from . import figures, schedule
+from .confuse import SELECT, ConfuseSettings, poisoned, train_generator
 from .diagnostics import FIELDS, as_tensor, class_share
 from .generator import KINDS, build_generator, noise_of
 
@@ -48,7 +48,10 @@ class DeepConfuse(PoisonAttack):
     variant of Section 4 with η(y) = (y + shift) mod K. The generator is cached per dataset, seed
     and settings (not ``fraction``): a fraction sweep trains it once. Deviations from the paper's
     MNIST settings (α_f = 0.01 plain SGD, batch 64, α_g = 1e-4, T = 500) are sized for CPU runs:
-    short trials (maxiter 20), batches of 128, momentum 0.9 and α_g = 1e-3 (see README).
+    T = 15, momentum 0.9, α_g = 1e-3, and batch size, surrogate rate and trial length chosen from the
+    data's size and image size (``schedule.py``: batch ≤ 128, α_f = 0.05·B/128, trials of at least
+    1.5 passes and 20·√(H·W/64) steps); the generator whose trial hurt its surrogate most is kept
+    (``select=best``; the paper keeps the last). See the README.
     """
 
     name = "deepconfuse"
@@ -72,12 +75,17 @@ class DeepConfuse(PoisonAttack):
         Param("shift", int, 1, "label shift of the label-specific variant", low=1),
         Param("surrogate", str, None, "surrogate victim spec (None: deepconfuse-cnn for grayscale, cnn5 for colour)",
               kind="victims"),
-        Param("maxiter", int, 20, "surrogate SGD steps per trial (0: one pass over the data)", low=0),
-        Param("batch_size", int, 128, "mini-batch size of surrogate and generator updates", low=1),
-        Param("lr_f", float, 0.05, "alpha_f: surrogate SGD rate and pseudo-update step", low=0.0),
+        Param("maxiter", int, None, "surrogate SGD steps per trial (None: from the data size, see schedule.py; "
+                                    "0: one pass over the data)", low=0),
+        Param("batch_size", int, None, "mini-batch size of surrogate and generator updates (None: from the "
+                                       "data size, at most 128)", low=1),
+        Param("lr_f", float, None, "alpha_f: surrogate SGD rate and pseudo-update step (None: 0.05 x batch/128)",
+              low=0.0),
         Param("momentum", float, 0.9, "surrogate SGD momentum (0: the paper's plain SGD)", low=0.0, high=0.999),
         Param("lr_g", float, 1e-3, "alpha_g: generator Adam rate", low=0.0),
         Param("algorithm", int, 2, "1: stored trajectory, 2: memory-efficient", choices=(1, 2)),
+        Param("select", str, "best", "best: the generator whose trial's surrogate scored lowest on clean data; "
+                                     "last: the final generator (the paper)", choices=SELECT),
         Param("generator", str, "auto", "auto: encoder-decoder for grayscale, U-Net for colour", choices=KINDS),
         Param("figures", bool, True, "save the Figure 3 (feature PCA), Figure 10 (confusion) and per-trial convergence plots"),
     )
@@ -100,10 +108,15 @@ class DeepConfuse(PoisonAttack):
             return f"deepconfuse: shift={self.p.shift} maps every label to itself"
         return None
 
-    def settings(self) -> ConfuseSettings:
+    def settings(self, train: TensorData) -> ConfuseSettings:
+        """The parameters, with batch size, surrogate rate and trial length filled in from the data."""
+        n, (height, width) = len(train), train.x.shape[-2:]
+        batch = self.p.batch_size or schedule.batch_size(n)
+        maxiter = schedule.trial_steps(n, batch, height, width) if self.p.maxiter is None else self.p.maxiter
+        lr_f = schedule.surrogate_rate(batch) if self.p.lr_f is None else self.p.lr_f
         return ConfuseSettings(
-            trials=self.p.trials, maxiter=self.p.maxiter, batch_size=self.p.batch_size, lr_f=self.p.lr_f,
-            momentum=self.p.momentum, lr_g=self.p.lr_g, algorithm=self.p.algorithm,
+            trials=self.p.trials, maxiter=maxiter, batch_size=batch, lr_f=lr_f, momentum=self.p.momentum,
+            lr_g=self.p.lr_g, algorithm=self.p.algorithm, select=self.p.select,
             shift=self.p.shift if self.p.target == "shift" else 0,
         )
 
@@ -122,7 +135,7 @@ class DeepConfuse(PoisonAttack):
                 shape, classes = ctx.info.input_shape, ctx.info.num_classes
                 records = train_generator(
                     generator, lambda: surrogate.build(shape, classes).to(ctx.device), train.to(ctx.device),
-                    classes, self.settings(), seed=ctx.seed, progress=ctx.progress)
+                    classes, self.settings(train), seed=ctx.seed, progress=ctx.progress)
             info = {"diagnostics": as_tensor(records).tolist(), "seconds": time.perf_counter() - tick}
             return generator.state_dict(), info
 

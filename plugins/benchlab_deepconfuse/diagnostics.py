@@ -1,8 +1,9 @@
 """Per-trial diagnostics of the generator's training: is it converging, and towards class structure?
 
-After each trial: the mean pseudo-update objective of the trial, the class share of the generator's
-noise on a fixed probe of training images, and the clean accuracy, on that probe, of the surrogate the
-trial trained on poisoned data (the attack's own goal, measured on the surrogate).
+After each trial: the mean pseudo-update objective of the trial, and, for the generator g_ξ the trial
+held frozen, the class share of its noise on a fixed probe of training images and the clean accuracy,
+on that probe, of the surrogate the trial trained on its poison (the attack's own goal, measured on
+the surrogate).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def class_share(noise: torch.Tensor, labels: torch.Tensor, num_classes: int) -> 
 @dataclass(frozen=True)
 class TrialRecord:
     objective: float  # mean L(f_θ'(x), ·) over the trial's generator steps
-    class_share: float  # of the noise of the generator at the end of the trial, on the probe
-    surrogate_acc: float  # clean probe accuracy of the surrogate trained in the trial on poisoned data
+    class_share: float  # of the noise of the trial's frozen generator g_ξ, on the probe
+    surrogate_acc: float  # clean probe accuracy of the surrogate trained in the trial on g_ξ's poison
 
     def values(self) -> tuple[float, float, float]:
         return tuple(getattr(self, name) for name in FIELDS)
@@ -46,15 +47,14 @@ def probe_indices(n: int, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def trial_record(objective: float, generator: nn.Module, surrogate: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 num_classes: int) -> TrialRecord:
-    """Diagnose a finished trial on probe images ``x`` with labels ``y``."""
+def judge(generator: nn.Module, surrogate: nn.Module, x: torch.Tensor, y: torch.Tensor,
+          num_classes: int) -> tuple[float, float]:
+    """(class share of g(x), clean accuracy of the surrogate) on probe images ``x`` with labels ``y``."""
     was_training = surrogate.training
     surrogate.eval()
     correct = sum((surrogate(x[i : i + 256]).argmax(1) == y[i : i + 256]).sum().item() for i in range(0, len(x), 256))
     surrogate.train(was_training)
-    share = class_share(noise_of(generator, x), y, num_classes)
-    return TrialRecord(objective, share, correct / max(1, len(x)))
+    return class_share(noise_of(generator, x), y, num_classes), correct / max(1, len(x))
 
 
 def as_tensor(records: list[TrialRecord]) -> torch.Tensor:
