@@ -48,9 +48,9 @@ class DeepConfuse(PoisonAttack):
     variant of Section 4 with η(y) = (y + shift) mod K. The generator is cached per dataset, seed
     and settings (not ``fraction``): a fraction sweep trains it once. Deviations from the paper's
     MNIST settings (α_f = 0.01 plain SGD, batch 64, α_g = 1e-4, T = 500) are sized for CPU runs:
-    T = 15, momentum 0.9, α_g = 1e-3, and batch size, surrogate rate and trial length chosen from the
+    T = 15, momentum 0.9, and batch size, surrogate rate and trial length chosen from the
     data's size and image size (``schedule.py``: batch ≤ 128, α_f = 0.05·B/128, trials of at least
-    1.5 passes and 20·√(H·W/64) steps); the generator whose trial hurt its surrogate most is kept
+    1.5 passes and 20·√(H·W/64) steps, α_g = max(1e-4, 1e-3·20/steps)); the generator whose trial hurt its surrogate most is kept
     (``select=best``; the paper keeps the last). See the README.
     """
 
@@ -82,7 +82,7 @@ class DeepConfuse(PoisonAttack):
         Param("lr_f", float, None, "alpha_f: surrogate SGD rate and pseudo-update step (None: 0.05 x batch/128)",
               low=0.0),
         Param("momentum", float, 0.9, "surrogate SGD momentum (0: the paper's plain SGD)", low=0.0, high=0.999),
-        Param("lr_g", float, 1e-3, "alpha_g: generator Adam rate", low=0.0),
+        Param("lr_g", float, None, "alpha_g: generator Adam rate (None: max(1e-4, 1e-3 x 20 / maxiter))", low=0.0),
         Param("algorithm", int, 2, "1: stored trajectory, 2: memory-efficient", choices=(1, 2)),
         Param("select", str, "best", "best: the generator whose trial's surrogate scored lowest on clean data; "
                                      "last: the final generator (the paper)", choices=SELECT),
@@ -114,9 +114,11 @@ class DeepConfuse(PoisonAttack):
         batch = self.p.batch_size or schedule.batch_size(n)
         maxiter = schedule.trial_steps(n, batch, height, width) if self.p.maxiter is None else self.p.maxiter
         lr_f = schedule.surrogate_rate(batch) if self.p.lr_f is None else self.p.lr_f
+        steps = maxiter or -(-n // batch)
+        lr_g = schedule.generator_rate(steps) if self.p.lr_g is None else self.p.lr_g
         return ConfuseSettings(
             trials=self.p.trials, maxiter=maxiter, batch_size=batch, lr_f=lr_f, momentum=self.p.momentum,
-            lr_g=self.p.lr_g, algorithm=self.p.algorithm, select=self.p.select,
+            lr_g=lr_g, algorithm=self.p.algorithm, select=self.p.select,
             shift=self.p.shift if self.p.target == "shift" else 0,
         )
 
