@@ -137,7 +137,7 @@ def test_a_longer_run_starts_with_the_shorter_one_and_keeps_its_most_damaging_ge
         torch.manual_seed(0)
         generator = build_generator(1, 0.3)
         states = [{k: v.clone() for k, v in generator.state_dict().items()}]
-        settings = ConfuseSettings(trials=trials, maxiter=3, lr_g=1e-3)
+        settings = ConfuseSettings(trials=trials, maxiter=3, lr_g=1e-3, select="best")
         records = train_generator(generator, lambda: surrogate.build((1, 8, 8), 10), small.train, 10, settings,
                                   seed=0, on_trial=lambda t, _: states.append(
                                       {k: v.clone() for k, v in generator.state_dict().items()}))

@@ -48,10 +48,10 @@ class DeepConfuse(PoisonAttack):
     variant of Section 4 with η(y) = (y + shift) mod K. The generator is cached per dataset, seed
     and settings (not ``fraction``): a fraction sweep trains it once. Deviations from the paper's
     MNIST settings (α_f = 0.01 plain SGD, batch 64, α_g = 1e-4, T = 500) are sized for CPU runs:
-    T = 15, momentum 0.9, and batch size, surrogate rate and trial length chosen from the
+    T = 15, momentum 0.9, and batch size, learning rates and trial length chosen from the
     data's size and image size (``schedule.py``: batch ≤ 128, α_f = 0.05·B/128, trials of at least
-    1.5 passes and 20·√(H·W/64) steps, α_g = max(1e-4, 1e-3·20/steps)); the generator whose trial hurt its surrogate most is kept
-    (``select=best``; the paper keeps the last). See the README.
+    1.5 passes and 20·√(H·W/64) steps, α_g = max(1e-4, 1e-3·20/steps)). ``select=best`` keeps the
+    generator whose trial hurt its surrogate most instead of the last one. See the README.
     """
 
     name = "deepconfuse"
@@ -84,8 +84,8 @@ class DeepConfuse(PoisonAttack):
         Param("momentum", float, 0.9, "surrogate SGD momentum (0: the paper's plain SGD)", low=0.0, high=0.999),
         Param("lr_g", float, None, "alpha_g: generator Adam rate (None: max(1e-4, 1e-3 x 20 / maxiter))", low=0.0),
         Param("algorithm", int, 2, "1: stored trajectory, 2: memory-efficient", choices=(1, 2)),
-        Param("select", str, "best", "best: the generator whose trial's surrogate scored lowest on clean data; "
-                                     "last: the final generator (the paper)", choices=SELECT),
+        Param("select", str, "last", "last: the final generator (the paper); best: the generator whose trial's "
+                                     "surrogate scored lowest on clean data", choices=SELECT),
         Param("generator", str, "auto", "auto: encoder-decoder for grayscale, U-Net for colour", choices=KINDS),
         Param("figures", bool, True, "save the Figure 3 (feature PCA), Figure 10 (confusion) and per-trial convergence plots"),
     )

@@ -41,7 +41,7 @@ from .diagnostics import TrialRecord, judge, probe_indices
 from .generator import noise_of
 
 
-SELECT = ("best", "last")
+SELECT = ("last", "best")
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ class ConfuseSettings:
     lr_g: float = 1e-3  # α_g: Adam rate of the generator (paper: 1e-4)
     shift: int = 0  # 0: untargeted (ascent on y); k: label-specific with η(y) = (y + k) mod K
     algorithm: int = 2
-    # best: keep the g_ξ whose trial's surrogate scored lowest on clean data; last: the final g_ξ (paper)
-    select: str = "best"
+    # last: the final g_ξ (paper); best: the g_ξ whose trial's surrogate scored lowest on clean data
+    select: str = "last"
 
 
 def poisoned(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
