@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from benchlab_deepconfuse import schedule
 from benchlab_deepconfuse.confuse import ConfuseSettings, generator_objective, train_generator
 from benchlab_deepconfuse.generator import SubPixelConvTranspose2d, build_generator, noise_of
 from torch import nn
@@ -128,6 +129,39 @@ def test_algorithm1_and_algorithm2_learn_the_same_generator(small):
     torch.testing.assert_close(generators[0], generators[1], atol=1e-5, rtol=1e-4)
 
 
+def test_a_longer_run_starts_with_the_shorter_one_and_keeps_its_most_damaging_generator(small):
+    """Trial t does not depend on T, so more trials only add candidates to select=best's choice."""
+    surrogate = create("victims", "graynet")
+    runs = {}
+    for trials in (2, 4):
+        torch.manual_seed(0)
+        generator = build_generator(1, 0.3)
+        states = [{k: v.clone() for k, v in generator.state_dict().items()}]
+        settings = ConfuseSettings(trials=trials, maxiter=3, lr_g=1e-3, select="best")
+        records = train_generator(generator, lambda: surrogate.build((1, 8, 8), 10), small.train, 10, settings,
+                                  seed=0, on_trial=lambda t, _: states.append(
+                                      {k: v.clone() for k, v in generator.state_dict().items()}))
+        runs[trials] = records, states, noise_of(generator, small.train.x[:64])
+    (short, _, short_noise), (long, states, long_noise) = runs[2], runs[4]
+    for a, b in zip(short, long[:2], strict=True):
+        assert a.values() == pytest.approx(b.values(), rel=1e-5, abs=1e-6)
+    best = min(range(4), key=lambda t: long[t].surrogate_acc)
+    assert long[best].surrogate_acc <= min(r.surrogate_acc for r in short)
+    chosen = build_generator(1, 0.3)
+    chosen.load_state_dict(states[best])
+    torch.testing.assert_close(long_noise, noise_of(chosen, small.train.x[:64]))
+    assert all(0 <= r.class_share <= 1 and 0 <= r.surrogate_acc <= 1 for r in long)
+
+
+@pytest.mark.parametrize("n,side,expected", [(1347, 8, (128, 0.05, 20)), (3000, 28, (128, 0.05, 70)),
+                                              (60000, 28, (128, 0.05, 704)), (400, 28, (32, 0.0125, 70)),
+                                              (100, 28, (16, 0.00625, 70))])
+def test_default_schedule_follows_the_data_size(n, side, expected):
+    batch = schedule.batch_size(n)
+    assert (batch, schedule.surrogate_rate(batch), schedule.trial_steps(n, batch, side, side)) == \
+        pytest.approx(expected)
+
+
 # ---- the poison -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("spec", [TINY_SPEC, TINY_SPEC + ",target=shift", TINY_SPEC + ",algorithm=1"])
@@ -210,3 +244,5 @@ def test_cached_poison_and_generator_are_reused_across_defenses_victims_and_frac
     figures = list((out / "cache" / "figures" / "deepconfuse").glob("*.png"))
     assert any(f.name.endswith("-confusion.png") for f in figures)
     assert any(f.name.endswith("-features.png") for f in figures)  # graynet has a representation split
+    assert any(f.name.endswith("-convergence.png") for f in figures)
+    assert all(r["metrics"]["generator_seconds"] > 0 for r in rows)  # kept when the generator is reused

@@ -27,23 +27,14 @@ from benchlab import (
     poison_mask as choose,
 )
 
-from . import figures
-from .confuse import ConfuseSettings, poisoned, train_generator
+from . import figures, schedule
+from .confuse import SELECT, ConfuseSettings, poisoned, train_generator
+from .diagnostics import FIELDS, as_tensor, class_share
 from .generator import KINDS, build_generator, noise_of
 
 GENERATOR_PREFIX = "generator."
 # Parameters that change the poisoned set but not the trained generator (so they share its cache).
 NOT_GENERATOR = ("fraction", "figures")
-
-
-def class_share(noise: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
-    """Share of the noise's variance explained by the class (0: same pattern for all, 1: class-wise)."""
-    flat = noise.flatten(1).double()
-    centred = flat - flat.mean(0)
-    total = centred.pow(2).sum()
-    between = sum(centred[labels == c].mean(0).pow(2).sum() * (labels == c).sum()
-                  for c in range(num_classes) if (labels == c).any())
-    return float(between / total) if total > 0 else 0.0
 
 
 class DeepConfuse(PoisonAttack):
@@ -57,7 +48,10 @@ class DeepConfuse(PoisonAttack):
     variant of Section 4 with η(y) = (y + shift) mod K. The generator is cached per dataset, seed
     and settings (not ``fraction``): a fraction sweep trains it once. Deviations from the paper's
     MNIST settings (α_f = 0.01 plain SGD, batch 64, α_g = 1e-4, T = 500) are sized for CPU runs:
-    short trials (maxiter 20), batches of 128, momentum 0.9 and α_g = 1e-3 (see README).
+    T = 15, momentum 0.9, and batch size, learning rates and trial length chosen from the
+    data's size and image size (``schedule.py``: batch ≤ 128, α_f = 0.05·B/128, trials of at least
+    1.5 passes and 20·√(H·W/64) steps, α_g = max(1e-4, 1e-3·20/steps)). ``select=best`` keeps the
+    generator whose trial hurt its surrogate most instead of the last one. See the README.
     """
 
     name = "deepconfuse"
@@ -69,6 +63,8 @@ class DeepConfuse(PoisonAttack):
                                            "(1: a pure class-wise pattern)"),
         Metric("generator_objective", False, "the generator's pseudo-update objective over the last trial (it "
                                              "rises when untargeted, falls when target=shift)", fraction=False),
+        Metric("generator_seconds", False, "seconds spent training the generator (recorded with it, so a "
+                                          "cached generator reports its original crafting time)", fraction=False),
     )
     params = (
         eps_param(),
@@ -79,14 +75,19 @@ class DeepConfuse(PoisonAttack):
         Param("shift", int, 1, "label shift of the label-specific variant", low=1),
         Param("surrogate", str, None, "surrogate victim spec (None: deepconfuse-cnn for grayscale, cnn5 for colour)",
               kind="victims"),
-        Param("maxiter", int, 20, "surrogate SGD steps per trial (0: one pass over the data)", low=0),
-        Param("batch_size", int, 128, "mini-batch size of surrogate and generator updates", low=1),
-        Param("lr_f", float, 0.05, "alpha_f: surrogate SGD rate and pseudo-update step", low=0.0),
+        Param("maxiter", int, None, "surrogate SGD steps per trial (None: from the data size, see schedule.py; "
+                                    "0: one pass over the data)", low=0),
+        Param("batch_size", int, None, "mini-batch size of surrogate and generator updates (None: from the "
+                                       "data size, at most 128)", low=1),
+        Param("lr_f", float, None, "alpha_f: surrogate SGD rate and pseudo-update step (None: 0.05 x batch/128)",
+              low=0.0),
         Param("momentum", float, 0.9, "surrogate SGD momentum (0: the paper's plain SGD)", low=0.0, high=0.999),
-        Param("lr_g", float, 1e-3, "alpha_g: generator Adam rate", low=0.0),
+        Param("lr_g", float, None, "alpha_g: generator Adam rate (None: max(1e-4, 1e-3 x 20 / maxiter))", low=0.0),
         Param("algorithm", int, 2, "1: stored trajectory, 2: memory-efficient", choices=(1, 2)),
+        Param("select", str, "last", "last: the final generator (the paper); best: the generator whose trial's "
+                                     "surrogate scored lowest on clean data", choices=SELECT),
         Param("generator", str, "auto", "auto: encoder-decoder for grayscale, U-Net for colour", choices=KINDS),
-        Param("figures", bool, True, "save the Figure 3 (feature PCA) and Figure 10 (confusion) plots"),
+        Param("figures", bool, True, "save the Figure 3 (feature PCA), Figure 10 (confusion) and per-trial convergence plots"),
     )
     test_spec = "deepconfuse:trials=1,maxiter=4,surrogate=graynet"
 
@@ -107,10 +108,17 @@ class DeepConfuse(PoisonAttack):
             return f"deepconfuse: shift={self.p.shift} maps every label to itself"
         return None
 
-    def settings(self) -> ConfuseSettings:
+    def settings(self, train: TensorData) -> ConfuseSettings:
+        """The parameters, with batch size, surrogate rate and trial length filled in from the data."""
+        n, (height, width) = len(train), train.x.shape[-2:]
+        batch = self.p.batch_size or schedule.batch_size(n)
+        maxiter = schedule.trial_steps(n, batch, height, width) if self.p.maxiter is None else self.p.maxiter
+        lr_f = schedule.surrogate_rate(batch) if self.p.lr_f is None else self.p.lr_f
+        steps = maxiter or -(-n // batch)
+        lr_g = schedule.generator_rate(steps) if self.p.lr_g is None else self.p.lr_g
         return ConfuseSettings(
-            trials=self.p.trials, maxiter=self.p.maxiter, batch_size=self.p.batch_size, lr_f=self.p.lr_f,
-            momentum=self.p.momentum, lr_g=self.p.lr_g, algorithm=self.p.algorithm,
+            trials=self.p.trials, maxiter=maxiter, batch_size=batch, lr_f=lr_f, momentum=self.p.momentum,
+            lr_g=lr_g, algorithm=self.p.algorithm, select=self.p.select,
             shift=self.p.shift if self.p.target == "shift" else 0,
         )
 
@@ -123,14 +131,14 @@ class DeepConfuse(PoisonAttack):
             tick = time.perf_counter()
             torch.manual_seed(ctx.seed)
             generator = build_generator(channels, eps, self.p.generator).to(ctx.device)
-            history: list[float] = []
+            records = []
             if eps > 0:  # ε = 0: the noise is identically zero, nothing to learn
                 surrogate = self.create("victims", self.surrogate_spec(ctx.info))
                 shape, classes = ctx.info.input_shape, ctx.info.num_classes
-                history = train_generator(
+                records = train_generator(
                     generator, lambda: surrogate.build(shape, classes).to(ctx.device), train.to(ctx.device),
-                    classes, self.settings(), seed=ctx.seed, progress=ctx.progress)
-            info = {"history": history, "seconds": time.perf_counter() - tick}
+                    classes, self.settings(train), seed=ctx.seed, progress=ctx.progress)
+            info = {"diagnostics": as_tensor(records).tolist(), "seconds": time.perf_counter() - tick}
             return generator.state_dict(), info
 
         generator_values = {k: v for k, v in self.values.items() if k not in NOT_GENERATOR}
@@ -148,7 +156,8 @@ class DeepConfuse(PoisonAttack):
         x[mask] = poisoned(train.x[mask], noise_of(generator, train.x[mask]))
         extras = {GENERATOR_PREFIX + k: v for k, v in generator.state_dict().items()}
         extras.update(eps=torch.tensor(generator.eps), generator_cached=torch.tensor(cached),
-                      objective=torch.tensor(info.get("history") or [float("nan")]))
+                      diagnostics=torch.tensor(info["diagnostics"], dtype=torch.float64).reshape(-1, len(FIELDS)),
+                      generator_seconds=torch.tensor(float(info["seconds"])))
         return PoisonedSet(TensorData(x, train.y), mask, extras)
 
     # ---- metrics ---------------------------------------------------------------------------------
@@ -157,6 +166,11 @@ class DeepConfuse(PoisonAttack):
         generator = build_generator(ctx.info.channels, float(poison.extras["eps"]), self.p.generator)
         generator.load_state_dict(state)
         return generator.to(ctx.device).eval()
+
+    @staticmethod
+    def last_trial(poison: PoisonedSet, field: str) -> float:
+        diagnostics = poison.extras["diagnostics"]
+        return float(diagnostics[-1, FIELDS.index(field)]) if len(diagnostics) else float("nan")
 
     def target_of(self, y: torch.Tensor, num_classes: int) -> torch.Tensor:
         return (y + self.p.shift) % num_classes
@@ -173,7 +187,8 @@ class DeepConfuse(PoisonAttack):
             "noise_test_acc": classifier.accuracy(noise_test, test.y),
             "noise_class_share": class_share(noise_train, train.y, classes),
             "generator_cache_hit": bool(poison.extras["generator_cached"]),
-            "generator_objective": float(poison.extras["objective"][-1]),
+            "generator_objective": self.last_trial(poison, "objective"),
+            "generator_seconds": float(poison.extras["generator_seconds"]),
         }
         if self.p.target == "shift":
             out["targeted_success_rate"] = (predictions == self.target_of(test.y, classes)).float().mean().item()
@@ -190,6 +205,10 @@ class DeepConfuse(PoisonAttack):
         accuracy = (predictions == splits.test.y).float().mean().item()
         figures.save_confusion(matrix, ctx.info.class_names, f"{stem}\nclean test acc {accuracy:.3f}",
                                folder / f"{stem}-confusion.png")
+        diagnostics = poison.extras["diagnostics"]
+        if len(diagnostics):
+            figures.save_convergence(diagnostics.cpu().numpy(), FIELDS, f"{stem}\ngenerator training per trial",
+                                     folder / f"{stem}-convergence.png")
         victim = ctx.victim
         if isinstance(classifier, TorchClassifier) and victim is not None and victim.has_split:
             representation, _ = victim.split(classifier.module)

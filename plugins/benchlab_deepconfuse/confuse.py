@@ -37,7 +37,11 @@ from tqdm.auto import tqdm
 
 from benchlab import TensorData
 
+from .diagnostics import TrialRecord, judge, probe_indices
 from .generator import noise_of
+
+
+SELECT = ("last", "best")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class ConfuseSettings:
     lr_g: float = 1e-3  # α_g: Adam rate of the generator (paper: 1e-4)
     shift: int = 0  # 0: untargeted (ascent on y); k: label-specific with η(y) = (y + k) mod K
     algorithm: int = 2
+    # last: the final g_ξ (paper); best: the g_ξ whose trial's surrogate scored lowest on clean data
+    select: str = "last"
 
 
 def poisoned(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -156,15 +162,18 @@ def surrogate_step(surrogate: nn.Module, optimizer: torch.optim.Optimizer, x: to
 
 def train_generator(generator: nn.Module, make_surrogate: Callable[[], nn.Module], train: TensorData,
                     num_classes: int, settings: ConfuseSettings, *, seed: int = 0, progress: bool = False,
-                    on_trial: Callable[[int, nn.Module], None] | None = None) -> list[float]:
-    """Train ``generator`` in place with Algorithm ``settings.algorithm``; returns the mean
-    generator objective L(f_θ'(x), ·) of each trial (rising when untargeted, falling when targeted).
+                    on_trial: Callable[[int, nn.Module], None] | None = None) -> list[TrialRecord]:
+    """Train ``generator`` in place with Algorithm ``settings.algorithm``; returns one diagnostic
+    record per trial: the mean generator objective L(f_θ'(x), ·) (rising when untargeted, falling
+    when targeted), the class share of the noise and the surrogate's clean accuracy on a fixed probe.
 
     ``make_surrogate()`` returns a freshly initialised surrogate f_θ on the data's device (it is
     called under a trial-specific torch seed). ``on_trial(t, surrogate)`` is called after each trial.
     """
     if settings.algorithm not in (1, 2):
         raise ValueError(f"algorithm must be 1 (stored trajectory) or 2 (memory-efficient), not {settings.algorithm}")
+    if settings.select not in SELECT:
+        raise ValueError(f"select must be one of {', '.join(SELECT)}, not {settings.select!r}")
     x, y = train.x, train.y
     sampler = torch.Generator().manual_seed(seed)
     steps = settings.maxiter or -(-len(train) // settings.batch_size)
@@ -172,32 +181,38 @@ def train_generator(generator: nn.Module, make_surrogate: Callable[[], nn.Module
     learner = copy.deepcopy(generator) if settings.algorithm == 2 else generator
     optimizer = torch.optim.Adam(learner.parameters(), lr=settings.lr_g)
     generator.requires_grad_(settings.algorithm == 1)
-    history = []
+    probe = probe_indices(len(x), seed).to(x.device)
+    history, best = [], None  # best: (surrogate accuracy, generator state) of the most damaging g_ξ
     for trial in tqdm(range(settings.trials), desc="deepconfuse", disable=not progress, unit="trial"):
         torch.manual_seed(seed * 100_003 + trial)
         surrogate = make_surrogate().train()
         sgd = torch.optim.SGD(surrogate.parameters(), lr=settings.lr_f, momentum=settings.momentum)
         frozen = FrozenNoise(generator, x, steps * settings.batch_size >= len(x))
-        losses = []
-        if settings.algorithm == 2:
-            for index in batches(len(train), settings.batch_size, steps, sampler, x.device):
-                xb, yb = x[index], y[index]
+        losses, trajectory = [], []  # Algorithm 1's (θ_i, μ·b_i, batch_i): grows with maxiter x surrogate size
+        for index in batches(len(train), settings.batch_size, steps, sampler, x.device):
+            xb, yb = x[index], y[index]
+            velocity = momentum_velocity(surrogate, sgd, settings.momentum)
+            if settings.algorithm == 2:
                 losses.append(generator_step(surrogate, learner, optimizer, xb, yb, settings, num_classes,
-                                             velocity=momentum_velocity(surrogate, sgd, settings.momentum)))
-                surrogate_step(surrogate, sgd, poisoned(xb, frozen(index)), yb)
+                                             velocity=velocity))
+            else:
+                trajectory.append(({n: p.detach().clone() for n, p in surrogate.named_parameters()}, velocity, index))
+            surrogate_step(surrogate, sgd, poisoned(xb, frozen(index)), yb)
+        # The surrogate has trained on the poison of the frozen g_ξ: judge that generator before updating it.
+        share, accuracy = judge(generator, surrogate, x[probe], y[probe], num_classes)
+        if settings.select == "best" and (best is None or accuracy < best[0]):
+            best = (accuracy, copy.deepcopy(generator.state_dict()))
+        for state, velocity, index in trajectory:
+            params = {n: p.requires_grad_() for n, p in state.items()}
+            losses.append(generator_step(surrogate, learner, optimizer, x[index], y[index], settings,
+                                         num_classes, params=params, velocity=velocity))
+        if settings.algorithm == 2:
             generator.load_state_dict(learner.state_dict())
-        else:
-            trajectory = []  # (θ_i, μ·b_i, batch_i): memory grows with maxiter x surrogate size
-            for index in batches(len(train), settings.batch_size, steps, sampler, x.device):
-                state = {n: p.detach().clone() for n, p in surrogate.named_parameters()}
-                trajectory.append((state, momentum_velocity(surrogate, sgd, settings.momentum), index))
-                surrogate_step(surrogate, sgd, poisoned(x[index], frozen(index)), y[index])
-            for state, velocity, index in trajectory:
-                params = {n: p.requires_grad_() for n, p in state.items()}
-                losses.append(generator_step(surrogate, learner, optimizer, x[index], y[index], settings,
-                                             num_classes, params=params, velocity=velocity))
-        history.append(torch.stack(losses).mean().item() if losses else float("nan"))
+        objective = torch.stack(losses).mean().item() if losses else float("nan")
+        history.append(TrialRecord(objective, share, accuracy))
         if on_trial is not None:
             on_trial(trial, surrogate)
+    if best is not None:
+        generator.load_state_dict(best[1])
     generator.requires_grad_(False)
     return history

@@ -1,4 +1,5 @@
-"""DeepConfuse's diagnostic figures: deep-feature PCA (Figure 3) and test confusion matrix (Figure 10).
+"""DeepConfuse's diagnostic figures: deep-feature PCA (Figure 3), test confusion matrix (Figure 10) and
+the generator's per-trial convergence.
 
 Files go to ``$BENCHLAB_FIGURES`` when set, else to ``<cache root>/figures/deepconfuse/`` (for
 ``benchlab run --out DIR`` that is ``DIR/cache/figures/deepconfuse/``); with neither (a bare
@@ -87,6 +88,27 @@ def save_feature_pca(train_features: torch.Tensor, train_labels: torch.Tensor, t
         ax.set_title(name, fontsize=9)
     fig.colorbar(scatter, ax=axes, label="class", ticks=range(10))
     fig.suptitle(title, fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def save_convergence(diagnostics: np.ndarray, fields: tuple[str, ...], title: str, path: Path) -> Path:
+    """The generator's training, trial by trial: one panel per diagnostic (objective, class share,
+    the surrogate's clean accuracy), so a user sees whether it converges."""
+    plt = _pyplot()
+    diagnostics = np.asarray(diagnostics, dtype=float).reshape(-1, len(fields))
+    fig, axes = plt.subplots(1, len(fields), figsize=(3.2 * len(fields), 3))
+    trials = np.arange(1, len(diagnostics) + 1)
+    for ax, column, name in zip(axes, diagnostics.T, fields):
+        ax.plot(trials, column, marker="o", markersize=3)
+        ax.set_xlabel("trial")
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        if name != "objective":
+            ax.set_ylim(0, 1)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

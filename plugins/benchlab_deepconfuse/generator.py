@@ -6,11 +6,13 @@ skip connections) for its larger capacity. Every convolution halves (encoder) or
 the resolution, so inputs are zero-padded, centred, to a multiple of 16 (at least 16: 8x8 digits
 become 16x16) and the output is cropped back: the noise always has the input's exact shape.
 
-Hidden layers are normalised with GroupNorm. The paper does not say which normalisation it uses;
-without any, the generator collapsed in our runs to one input-independent saturated pattern within
-a few hundred steps (the shared part of the pseudo-update gradient dominates, and ε·tanh then has
-no gradient left to learn class structure). GroupNorm rather than BatchNorm keeps an image's noise
-independent of the other images in its batch, so a crafted set does not depend on how it was batched.
+Hidden layers are normalised with GroupNorm, and so is the output before ε·tanh (each image's map
+standardised over its pixels and channels, with a learnable scale and shift). The paper does not say
+which normalisation it uses; without any, the generator collapsed in our runs to one input-independent
+saturated pattern within a few hundred steps (the shared part of the pseudo-update gradient
+dominates, and ε·tanh then has no gradient left to learn class structure); a free output scale
+lets the share of pixels at ±ε grow trial after trial, which freezes the noise the same way. GroupNorm rather than BatchNorm keeps an image's noise independent
+of the other images in its batch, so a crafted set does not depend on how it was batched.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class NoiseGenerator(nn.Module):
             up(widths[i + 1] * (factor if i + 1 < len(CHANNELS) else 1), widths[i], last=i == 0)
             for i in reversed(range(len(CHANNELS)))
         )
+        # Each image's pre-tanh map standardised (learnable scale and shift): keeps ε·tanh off saturation.
+        self.output_norm = nn.GroupNorm(1, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -100,7 +104,7 @@ class NoiseGenerator(nn.Module):
             if self.skips and level > 0:
                 h = torch.cat((h, features[-1 - level]), dim=1)
             h = layer(h)
-        h = h[..., top : top + height, left : left + width]
+        h = self.output_norm(h[..., top : top + height, left : left + width])
         return self.eps * torch.tanh(h)
 
 
