@@ -5,9 +5,9 @@ and ``ray`` (a Ray cluster, or a local one started on demand). Workers only comp
 rows; the driver alone writes the database, one transaction per cell, as each result arrives. A
 killed run therefore loses only cells in flight, and a rerun picks up exactly those.
 
-Parallel executors start one cell per artifact (a poison, or a clean-trained model) and release
-the other cells that start from it only when that cell has finished: a worker never sits on the
-cache lock of an artifact another worker is still building while other cells could run.
+Parallel executors start artifact cells first (:mod:`benchlab.schedule`). A worker that dies costs
+only its cell, retried a bounded number of times and then recorded as failed (kind ``lost``):
+:mod:`benchlab.worker_pool` for processes, Ray's own task retries for Ray.
 """
 
 from __future__ import annotations
@@ -15,23 +15,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import multiprocessing
 import tempfile
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .cell import RETRIED_FAILURES, Settings, run_cell
+from .cell import RETRIED_FAILURES, Settings, lost_row, run_cell
 from .matrix import Cell, Matrix
 from .plugins import get_registry
 from .reaper import guard_descendants
+from .schedule import ArtifactSchedule, artifact_group, claim_all  # noqa: F401 (public here too)
 from .store import ResultsStore
 from .validation import check_request
+from .worker_pool import WORKER_RETRIES, run_in_processes
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "process", "ray")
@@ -134,53 +134,12 @@ def _execute(cells: list[Cell], settings: Settings, executor: str, workers: int,
         return (run_cell(cell, settings) for cell in cells)
     guard_descendants()  # no worker, resource tracker or Ray process outlives this driver
     if executor == "process":
-        return _process_pool(cells, settings, workers)
+        return run_in_processes(cells, settings, workers)
     return _ray(cells, settings, ray_address, gpus_per_cell, workers, threads)
 
 
-def artifact_group(cell: Cell) -> tuple:
-    """The expensive artifact a cell starts from: its poison, or (evasion) its clean-trained model."""
-    if cell.threat == "poison":
-        return ("poison", cell.dataset, cell.attack, cell.seed)
-    return ("model", cell.dataset, cell.defense, cell.victim, cell.seed, cell.recipe)
-
-
-class ArtifactSchedule:
-    """Which cells a parallel executor may start: one per artifact group at first (in first-seen
-    order), and the rest of a group once that cell has finished, ok or not (they then find the
-    artifact cached, or build it themselves if it failed)."""
-
-    def __init__(self, cells: Iterable[Cell]):
-        groups: dict[tuple, list[Cell]] = {}
-        for cell in cells:
-            groups.setdefault(artifact_group(cell), []).append(cell)
-        self.ready = [group[0] for group in groups.values()]
-        self._waiting = {key: group[1:] for key, group in groups.items()}
-
-    def finished(self, cell: Cell) -> list[Cell]:
-        """The cells that ``cell`` finishing releases (each released once)."""
-        return self._waiting.pop(artifact_group(cell), [])
-
-
-def _process_pool(cells: list[Cell], settings: Settings, workers: int) -> Iterator[dict]:
-    # spawn, not fork: forking a process that has initialised torch's thread pools is unsafe.
-    context = multiprocessing.get_context("spawn")
-    schedule = ArtifactSchedule(cells)
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        try:
-            running = {pool.submit(run_cell, cell, settings): cell for cell in schedule.ready}
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    released = schedule.finished(running.pop(future))
-                    running.update({pool.submit(run_cell, cell, settings): cell for cell in released})
-                    yield future.result()
-        except BrokenProcessPool:
-            log.error("a worker process died; finished cells are saved, rerun to resume the rest")
-
-
 def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_per_cell: float,
-         workers: int, threads: int) -> Iterator[dict]:
+         workers: int, threads: int, claim: Callable[[Cell], bool] = claim_all) -> Iterator[dict]:
     try:
         import ray
     except ImportError:
@@ -194,19 +153,25 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
                  log_to_driver=False, ignore_reinit_error=True, configure_logging=True,
                  logging_level=logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR,
                  _temp_dir=temp_dir)
-    remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=1)(run_cell)
+    # Ray reruns a task whose worker or node died, up to max_retries times; after that the cell is
+    # recorded as failed (kind "lost") and the run goes on.
+    remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=WORKER_RETRIES)(run_cell)
     schedule = ArtifactSchedule(cells)
-    pending = {remote.remote(cell, settings): cell for cell in schedule.ready}
+    pending = {remote.remote(cell, settings): (cell, time.time()) for cell in schedule.claimed(schedule.ready, claim)}
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                cell = pending.pop(ref)
-                pending.update({remote.remote(c, settings): c for c in schedule.finished(cell)})
+                cell, started = pending.pop(ref)
+                pending.update({remote.remote(c, settings): (c, time.time())
+                                for c in schedule.claimed(schedule.finished(cell), claim)})
                 try:
                     yield ray.get(ref)
-                except ray.exceptions.RayError as error:  # the worker died twice: leave it for a rerun
+                except ray.exceptions.RayError as error:
                     log.error("ray lost cell %s: %s", cell.label(), error)
+                    reason = (f"WorkerLost: Ray lost this cell {WORKER_RETRIES + 1} times (a worker process or "
+                              f"node died under it): {type(error).__name__}: {str(error).splitlines()[0]}")
+                    yield lost_row(cell, settings, reason, started)
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
