@@ -17,7 +17,7 @@ import hashlib
 import logging
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .cell import RETRIED_FAILURES, Settings, lost_row, run_cell
+from .leases import Leases
 from .matrix import Cell, Matrix
 from .plugins import get_registry
 from .reaper import guard_descendants
@@ -44,6 +45,7 @@ class RunSummary:
     counts: Counter = field(default_factory=Counter)
     unfinished: int = 0
     failed_before: int = 0  # skipped cells whose recorded row is a failure (of code)
+    elsewhere: int = 0  # cells another runner on the same --out recorded while this one ran
 
     @property
     def failed(self) -> int:
@@ -57,6 +59,8 @@ class RunSummary:
         parts = [f"{self.counts[s]} {s}" for s in ("ok", "failed", "n/a") if self.counts[s]]
         text = f"{len(self.cells)} cells: {self.skipped} already done"
         text += f", ran {sum(self.counts.values())} ({', '.join(parts) or 'none'})"
+        if self.elsewhere:
+            text += f", {self.elsewhere} computed by other runners"
         if self.failed_before:
             text += f"; {self.failed_before} of the done cells had failed"
         if self.unfinished:
@@ -94,6 +98,7 @@ def run_matrix(
     cells = check_request(matrix, get_registry(), device=settings.device, data_root=settings.data_root,
                           download=settings.download)
     store = ResultsStore(settings.out)
+    leases = Leases(store.path)  # before reading what is done: later rows are other runners' work
     # Failures of the environment or of the request (and rows older than failure kinds) are
     # retried automatically; failures of code only with retry_failed.
     done = store.finished_ids(("ok", "n/a") if retry_failed else ("ok", "n/a", "failed"),
@@ -107,14 +112,36 @@ def run_matrix(
         _record(store, summary, run_cell(cell, settings))
     bar = tqdm(total=len(runnable), desc=f"matrix {matrix.name}", unit="cell", disable=not show_progress)
     try:
-        for row in _execute(runnable, settings, executor, workers, ray_address, gpus_per_cell, threads):
-            _record(store, summary, row)
-            bar.update()
-            bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(summary.counts.items())))
+        with leases.kept():  # other runners on this --out skip the cells this one computes
+            pending = runnable
+            while pending:
+                leases.held_elsewhere.clear()
+                for row in _execute(pending, settings, executor, workers, ray_address, gpus_per_cell, threads,
+                                    claim=leases.claim):
+                    row["manifest"]["runner"] = leases.owner
+                    _record(store, summary, row)
+                    leases.release(row["cell_id"])
+                    bar.update()
+                    bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(summary.counts.items())))
+                pending = _await_other_runners([c for c in pending if c.cell_id in leases.held_elsewhere], leases)
     finally:
         bar.close()
-        summary.unfinished = len(runnable) - summary.counts["ok"] - summary.counts["failed"]
+        summary.elsewhere = len(leases.done_elsewhere)
+        summary.unfinished = len(runnable) - summary.counts["ok"] - summary.counts["failed"] - summary.elsewhere
     return summary
+
+
+def _await_other_runners(cells: list[Cell], leases: Leases) -> list[Cell]:
+    """Wait while other runners hold ``cells``; return those whose leases expired (or were dropped)
+    unrecorded, for this runner to take over, once there are any."""
+    while cells:
+        cells = [c for c in cells if c.cell_id not in leases.recorded_since_start([c.cell_id for c in cells])]
+        expiry = leases.next_expiry(c.cell_id for c in cells)
+        if expiry is None or expiry <= time.time():
+            return cells
+        log.info("%d cells are leased by other runners on this --out; waiting for them", len(cells))
+        time.sleep(min(expiry - time.time() + 0.1, leases.seconds / 4, 5.0))
+    return cells
 
 
 def _record(store: ResultsStore, summary: RunSummary, row: dict) -> None:
@@ -125,17 +152,18 @@ def _record(store: ResultsStore, summary: RunSummary, row: dict) -> None:
                     row["defense"], row["victim"], row["seed"], row["reason"].splitlines()[0])
 
 
-def _execute(cells: list[Cell], settings: Settings, executor: str, workers: int,
-             ray_address: str | None, gpus_per_cell: float, threads: int) -> Iterator[dict]:
-    """Rows of ``cells``; each cell applies its own numerics (threads included) wherever it runs."""
+def _execute(cells: list[Cell], settings: Settings, executor: str, workers: int, ray_address: str | None,
+             gpus_per_cell: float, threads: int, claim: Callable[[Cell], bool] = claim_all) -> Iterator[dict]:
+    """Rows of the cells of ``cells`` that ``claim`` grants (each claimed just before it starts);
+    each cell applies its own numerics (threads included) wherever it runs."""
     if not cells:
         return iter(())
     if executor == "local":
-        return (run_cell(cell, settings) for cell in cells)
+        return (run_cell(cell, settings) for cell in cells if claim(cell))
     guard_descendants()  # no worker, resource tracker or Ray process outlives this driver
     if executor == "process":
-        return run_in_processes(cells, settings, workers)
-    return _ray(cells, settings, ray_address, gpus_per_cell, workers, threads)
+        return run_in_processes(cells, settings, workers, claim)
+    return _ray(cells, settings, ray_address, gpus_per_cell, workers, threads, claim)
 
 
 def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_per_cell: float,
@@ -156,15 +184,26 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
     # Ray reruns a task whose worker or node died, up to max_retries times; after that the cell is
     # recorded as failed (kind "lost") and the run goes on.
     remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=WORKER_RETRIES)(run_cell)
+    # Twice the tasks the cluster can run at once are in flight: enough to keep it busy, few enough
+    # that cells are claimed (cooperating runners) only shortly before they start.
+    resources = ray.cluster_resources()
+    capacity = resources.get("CPU", workers) // max(threads, 1)
+    if gpus_per_cell:
+        capacity = min(capacity, resources.get("GPU", 0) // gpus_per_cell)
+    in_flight = 2 * max(int(capacity), 1)
     schedule = ArtifactSchedule(cells)
-    pending = {remote.remote(cell, settings): (cell, time.time()) for cell in schedule.claimed(schedule.ready, claim)}
+    offered = deque(schedule.ready)
+    pending: dict = {}
     try:
-        while pending:
+        while True:
+            while len(pending) < in_flight and (cell := schedule.next_claimed(offered, claim)):
+                pending[remote.remote(cell, settings)] = (cell, time.time())
+            if not pending:
+                break
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 cell, started = pending.pop(ref)
-                pending.update({remote.remote(c, settings): (c, time.time())
-                                for c in schedule.claimed(schedule.finished(cell), claim)})
+                offered.extend(schedule.finished(cell))
                 try:
                     yield ray.get(ref)
                 except ray.exceptions.RayError as error:

@@ -7,6 +7,7 @@ cache lock of an artifact another worker is still building while other cells cou
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from .matrix import Cell
@@ -39,15 +40,13 @@ class ArtifactSchedule:
         """The cells that ``cell`` finishing releases (each released once)."""
         return self._waiting.pop(artifact_group(cell), [])
 
-    def claimed(self, cells: Iterable[Cell], claim: Callable[[Cell], bool] = claim_all) -> list[Cell]:
-        """The cells of ``cells`` this runner may start (``claim``); a refused cell (another runner
-        computes or computed it) counts as finished here, so the cells it would release are
-        offered in its place."""
-        started, offered = [], list(cells)
+    def next_claimed(self, offered: deque[Cell], claim: Callable[[Cell], bool] = claim_all) -> Cell | None:
+        """Pop cells off ``offered`` until ``claim`` grants one (None when none is left). A refused
+        cell (another runner computes or computed it) counts as finished here: the cells it
+        releases join ``offered`` in its place."""
         while offered:
-            cell = offered.pop(0)
+            cell = offered.popleft()
             if claim(cell):
-                started.append(cell)
-            else:
-                offered.extend(self.finished(cell))
-        return started
+                return cell
+            offered.extend(self.finished(cell))
+        return None

@@ -29,55 +29,59 @@ WORKER_RETRIES = 2  # retries of a cell whose worker died while it ran alone
 
 def run_in_processes(cells: list[Cell], settings: Settings, workers: int, claim: Callable[[Cell], bool] = claim_all,
                      retries: int = WORKER_RETRIES) -> Iterator[dict]:
-    """Rows of the cells ``claim`` grants, as they finish, on ``workers`` spawned processes."""
+    """Rows of the cells ``claim`` grants, as they finish, on ``workers`` spawned processes. A cell
+    is claimed only when a worker is free for it."""
     schedule = ArtifactSchedule(cells)
-    queue = deque(schedule.claimed(schedule.ready, claim))
+    offered = deque(schedule.ready)
     suspects: deque[Cell] = deque()
     deaths: Counter = Counter()  # worker deaths each cell was in flight for
     charged: Counter = Counter()  # ... of which it was the only cell in flight
     first_start: dict[str, float] = {}
-    # spawn, not fork: forking a process that has initialised torch's thread pools is unsafe.
-    context = multiprocessing.get_context("spawn")
-    while queue or suspects:
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    cell = schedule.next_claimed(offered, claim)
+    while cell or suspects:
+        # spawn, not fork: forking a process that has initialised torch's thread pools is unsafe.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             running: dict[Future, Cell] = {}
             broken = False
-            while not broken and (queue or suspects or running):
+            while not broken:
                 # Suspects run alone; otherwise keep every worker busy.
-                while not running and suspects:
-                    cell = suspects.popleft()
-                    running[pool.submit(run_cell, cell, settings)] = cell
-                while queue and not suspects and len(running) < workers:
-                    cell = queue.popleft()
+                if suspects and not running:
+                    suspect = suspects.popleft()
+                    running[pool.submit(run_cell, suspect, settings)] = suspect
+                while cell and not suspects and len(running) < workers:
                     first_start.setdefault(cell.cell_id, time.time())
                     running[pool.submit(run_cell, cell, settings)] = cell
+                    cell = schedule.next_claimed(offered, claim)
+                if not running:
+                    break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     if isinstance(future.exception(), BrokenProcessPool):
                         broken = True
                         continue
-                    cell = running.pop(future)
+                    finished = running.pop(future)
                     row = future.result()
-                    if deaths[cell.cell_id]:
-                        row["manifest"]["worker_deaths"] = deaths[cell.cell_id]
-                    queue.extend(schedule.claimed(schedule.finished(cell), claim))
+                    if deaths[finished.cell_id]:
+                        row["manifest"]["worker_deaths"] = deaths[finished.cell_id]
+                    offered.extend(schedule.finished(finished))
+                    cell = cell or schedule.next_claimed(offered, claim)
                     yield row
             if broken:  # the futures still in `running` were taken by the death, but for late finishers
                 for future in [f for f in running if f.done() and f.exception() is None]:
-                    cell = running.pop(future)
-                    queue.extend(schedule.claimed(schedule.finished(cell), claim))
+                    offered.extend(schedule.finished(running.pop(future)))
                     yield future.result()
                 lost = list(running.values())
                 log.warning("a worker process died with %d cell(s) in flight (%s); they run again on a fresh "
                             "pool, one at a time", len(lost), "; ".join(c.label() for c in lost))
-                for cell in lost:
-                    deaths[cell.cell_id] += 1
-                    charged[cell.cell_id] += len(lost) == 1
-                    if charged[cell.cell_id] > retries:
+                for victim in lost:
+                    deaths[victim.cell_id] += 1
+                    charged[victim.cell_id] += len(lost) == 1
+                    if charged[victim.cell_id] > retries:
                         reason = (f"WorkerLost: the worker process died while running this cell alone "
-                                  f"{charged[cell.cell_id]} times (killed, out of memory, or crashed in "
-                                  f"native code); {deaths[cell.cell_id]} worker deaths in all")
-                        queue.extend(schedule.claimed(schedule.finished(cell), claim))
-                        yield lost_row(cell, settings, reason, first_start.get(cell.cell_id, time.time()))
+                                  f"{charged[victim.cell_id]} times (killed, out of memory, or crashed in "
+                                  f"native code); {deaths[victim.cell_id]} worker deaths in all")
+                        offered.extend(schedule.finished(victim))
+                        yield lost_row(victim, settings, reason, first_start.get(victim.cell_id, time.time()))
                     else:
-                        suspects.append(cell)
+                        suspects.append(victim)
+                cell = cell or schedule.next_claimed(offered, claim)
