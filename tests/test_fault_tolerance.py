@@ -116,3 +116,20 @@ def test_a_cell_that_always_kills_its_worker_is_recorded_as_lost_and_the_others_
     assert lost["status"] == "failed" and lost["manifest"]["failure_kind"] == "lost"
     assert lost["reason"].startswith("WorkerLost: the worker process died while running this cell alone 2 times")
     assert "lost" in RETRIED_FAILURES  # a rerun (say, with fewer workers) tries it again
+
+
+@pytest.mark.slow  # starts a local Ray cluster
+def test_ray_retries_a_lost_task_then_records_it_as_lost(tmp_path, killer, monkeypatch):
+    pytest.importorskip("ray")
+    registry, markers = killer
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))  # Ray's workers find the plugin's entry point
+    matrix = _matrix(tmp_path, registry, ["test-kill-once", "test-kill-always", "clean"])
+    summary = run_matrix(matrix, Settings(out=str(tmp_path / "run")), executor="ray", workers=2,
+                         show_progress=False)
+    rows = {r["attack"]: r for r in ResultsStore(tmp_path / "run").rows()}
+    assert summary.unfinished == 0 and len(rows) == 3
+    assert (markers / "killed-once").exists() and rows["test-kill-once"]["status"] == "ok"
+    assert rows["clean"]["status"] == "ok"
+    lost = rows["test-kill-always"]
+    assert lost["status"] == "failed" and lost["manifest"]["failure_kind"] == "lost"
+    assert lost["reason"].startswith("WorkerLost: Ray lost this cell 3 times")
