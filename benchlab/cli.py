@@ -1,4 +1,4 @@
-"""The ``benchlab`` command: run | cell | plugins | list | leaderboard | report | show."""
+"""The ``benchlab`` command: run | plan | cell | plugins | list | leaderboard | report | show."""
 
 from __future__ import annotations
 
@@ -157,6 +157,65 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         click.echo(f"{summary.unfinished} cells did not finish: rerun the same command to resume.", err=True)
     if summary.unfinished or summary.failed:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--matrix", "matrix_name", default="smoke", show_default=True,
+              help="Preset (smoke, quick, paper, full, standard) or a matrix TOML file.")
+@click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
+              help="Run directory: its recorded rows give the durations, and its finished cells are left out.")
+@click.option("--seeds", type=click.IntRange(1), help="Use seeds 0..N-1 instead of the matrix's.")
+@click.option("--workers", type=click.IntRange(1), multiple=True, default=(1, 2), show_default=True,
+              help="Wall time for this many workers (repeatable).")
+@click.option("--threads", type=click.IntRange(1), help="Torch threads per cell, as `run --threads`.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Where torchvision datasets live.")
+def plan(matrix_name, out, seeds, workers, threads, data_root):
+    """Estimate what a run of a matrix will cost: artifacts to build, CPU time per block, critical
+    path and wall time on N workers, from the durations recorded under --out."""
+    from .cell import RETRIED_FAILURES
+    from .matrix import load_matrix
+    from .plan import SOURCES, dataset_sizes, duration, make_plan
+    from .store import DB_NAME, ResultsStore
+    from .validation import check_request
+
+    registry = get_registry()
+    matrix = load_matrix(matrix_name, registry, seeds)
+    if threads is not None:
+        matrix.numerics = replace(matrix.numerics, threads=threads)
+    for name, reason in matrix.skipped.items():
+        click.echo(f"block {name} skipped: {reason}", err=True)
+    cells = check_request(matrix, registry, check_data=False)
+    has_db = Path(out, DB_NAME).is_file()
+    store = ResultsStore(out) if has_db else None
+    rows = store.rows() if store else []
+    done = store.finished_ids(retry_kinds=(*RETRIED_FAILURES, "unknown")) if store else set()
+    datasets = {c.dataset for c in cells} | {r["dataset"] for r in rows}
+    the_plan = make_plan(cells, done, rows, registry, dataset_sizes(sorted(datasets), registry,
+                                                                    Path(data_root) if data_root else None))
+    recorded = sum(r["status"] == "ok" for r in rows)
+    click.echo(f"matrix {matrix.name}: {len(cells)} cells, {sum(c.reason is not None for c in cells)} n/a, "
+               f"{len(cells) - len(the_plan.todo) - sum(c.reason is not None for c in cells)} done, "
+               f"{len(the_plan.todo)} to run")
+    click.echo(f"durations from {recorded} recorded rows in {Path(out, DB_NAME)}" if recorded else
+               f"no recorded rows in {out}: every estimate is a default (run `benchlab run --matrix smoke "
+               f"--out {out}` first)")
+    table, total = [], {"crafts": 0, "trainings": 0, "attack runs": 0, "seconds": 0.0}
+    for entry in the_plan.blocks():
+        for key in total:
+            total[key] += entry[key]
+        table.append([entry["block"], entry["cells"], entry["n/a"], entry["done"], entry["todo"], entry["crafts"],
+                      entry["trainings"], entry["attack runs"], duration(entry["seconds"]),
+                      ", ".join(f"{entry['sources'][s]} {s}" for s in SOURCES if entry["sources"][s])])
+    table.append(["total", len(cells), "", "", len(the_plan.todo), total["crafts"], total["trainings"],
+                  total["attack runs"], duration(total["seconds"]), ""])
+    click.echo(tabulate(table, headers=["block", "cells", "n/a", "done", "to run", "crafts", "trainings",
+                                        "attack runs", "CPU time", "estimates (artifacts)"]))
+    critical = the_plan.critical_path()
+    if critical.critical:
+        steps = " -> ".join(f"[{c.label()}] {duration(critical.costs[c.cell_id].seconds)}" for c in critical.critical)
+        click.echo(f"\ncritical path {duration(critical.makespan)}: {steps}")
+    click.echo("wall time: " + "; ".join(f"{n} worker{'s' * (n > 1)} {duration(the_plan.wall(n))}"
+                                         for n in sorted(set(workers))))
 
 
 def _render(out, dest: Path, title: str, matrix=None, metric: str | None = None, include_superseded: bool = False,
