@@ -49,6 +49,7 @@ class Settings:
     download: bool = False
     progress: bool = False
     matrix: str = "adhoc"
+    cache_url: str | None = None  # a second-level artifact cache (fsspec URL), behind OUT/cache
 
 
 @functools.lru_cache(maxsize=4)
@@ -131,7 +132,7 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     attack = registry.create("attacks", cell.attack)
     defense = registry.create("defenses", cell.defense)
     victim = registry.create("victims", cell.victim)
-    cache = ArtifactCache(Path(settings.out) / "cache", salt=cache_key(cell.numerics))
+    cache = ArtifactCache(Path(settings.out) / "cache", salt=cache_key(cell.numerics), remote_url=settings.cache_url)
     ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=settings.progress,
                   recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim,
                   data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download,

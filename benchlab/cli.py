@@ -101,6 +101,8 @@ def _run_options(func):
 @click.option("--gpus-per-cell", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Ray GPU share per cell (0.25 packs four small cells on a GPU).")
 @click.option("--retry-failed", is_flag=True, help="Run failed cells again (finished ones are always skipped).")
+@click.option("--cache-url", help="A second-level artifact cache behind OUT/cache at this fsspec URL (a shared "
+                                  "directory, an object store): verified on read, written atomically.")
 @click.option("--leaderboard-to", type=click.Path(file_okay=False),
               help="Where to write the leaderboard [default: OUT/leaderboards/<matrix>].")
 @click.option("--publish", is_flag=True,
@@ -110,7 +112,7 @@ def _run_options(func):
 @click.option("--metric", help="Rank every table by this declared metric [default: the block's `metric`, its "
                                "attacks' headline, else test_acc (poison) / robust_acc (evasion)].")
 def run(matrix_name, out, seeds, device, data_root, download, executor, workers, threads, ray_address,
-        gpus_per_cell, retry_failed, leaderboard_to, publish, html, dry_run, metric):
+        gpus_per_cell, retry_failed, cache_url, leaderboard_to, publish, html, dry_run, metric):
     """Run a matrix of attack x defense x victim x dataset cells, then render its leaderboard.
 
     Finished cells are skipped, so a killed run resumes where it stopped.
@@ -140,8 +142,13 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
                  "done" if c.cell_id in done else (f"n/a: {c.reason}" if c.reason else "todo")] for c in cells]
         click.echo(tabulate(rows, headers=["dataset", "threat", "attack", "defense", "victim", "seed", "state"]))
         return
+    if cache_url:
+        from .remote_cache import remote_cache
+
+        remote_cache(cache_url)  # a bad URL is one line before any work
     settings = Settings(out=str(out), device=device, data_root=data_root, download=download,
-                        progress=executor == "local" and sys.stderr.isatty(), matrix=matrix.name)
+                        progress=executor == "local" and sys.stderr.isatty(), matrix=matrix.name,
+                        cache_url=cache_url)
     summary = run_matrix(matrix, settings, executor=executor, workers=workers, retry_failed=retry_failed,
                          ray_address=ray_address, gpus_per_cell=gpus_per_cell, threads=threads)
     click.echo(summary.line() + (f", {len(matrix.skipped)} blocks skipped" if matrix.skipped else ""))
@@ -169,7 +176,11 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
               help="Wall time for this many workers (repeatable).")
 @click.option("--threads", type=click.IntRange(1), help="Torch threads per cell, as `run --threads`.")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Where torchvision datasets live.")
-def plan(matrix_name, out, seeds, workers, threads, data_root):
+@click.option("--calibrate", is_flag=True,
+              help="First run, on each dataset without recorded rows, the matrix's cheapest cells per victim "
+                   "(recorded under --out: the run skips them later).")
+@click.option("--device", default="auto", show_default=True, help="Device of the calibration cells.")
+def plan(matrix_name, out, seeds, workers, threads, data_root, calibrate, device):
     """Estimate what a run of a matrix will cost: artifacts to build, CPU time per block, critical
     path and wall time on N workers, from the durations recorded under --out."""
     from .cell import RETRIED_FAILURES
@@ -186,6 +197,19 @@ def plan(matrix_name, out, seeds, workers, threads, data_root):
         click.echo(f"block {name} skipped: {reason}", err=True)
     cells = check_request(matrix, registry, check_data=False)
     has_db = Path(out, DB_NAME).is_file()
+    if calibrate:
+        from .cell import Settings, run_cell
+        from .plan import calibration_cells
+
+        _run_dir(out)
+        store = ResultsStore(out)
+        chosen = calibration_cells(cells, store.rows())
+        click.echo(f"calibrating: {len(chosen)} cells of the matrix on {len({c.dataset for c in chosen})} "
+                   f"datasets without recorded rows", err=True)
+        settings = Settings(out=str(out), device=device, data_root=data_root, matrix=matrix.name)
+        for cell in chosen:
+            store.record(run_cell(cell, settings))
+        has_db = True
     store = ResultsStore(out) if has_db else None
     rows = store.rows() if store else []
     done = store.finished_ids(retry_kinds=(*RETRIED_FAILURES, "unknown")) if store else set()

@@ -9,8 +9,13 @@ closely as the records allow:
 
 1. the same plugin spec (with parameters), victim and dataset;
 2. the same plugin names (other parameters), same dataset;
-3. the same spec or names on another dataset, scaled by training-set size × input size;
+3. the same spec or names on another dataset, scaled by how much slower the target dataset
+   trains the same defense and victim in the records (else by training-set size × input size);
 4. a stated default (:data:`DEFAULT_SECONDS`).
+
+``plan --calibrate`` first runs, on each dataset without records, the matrix's own cheapest cells
+per victim (a clean training, and an evasion attack on it): real cells, recorded, skipped by the
+run later, that give rules 1-3 something to match.
 
 Trainings are scaled by the ratio of epochs (the matrix recipe's against the recorded row's).
 Each estimate records which rule gave it. The run itself is then simulated on N workers with the
@@ -87,6 +92,34 @@ class DurationModel:
             for kind, seconds, per in facts:
                 for _, key in _levels(kind, row["dataset"], row["attack"], row["defense"], row["victim"]):
                     self._seen[(kind, *key)].append((seconds, row["dataset"], per))
+        self.ratios = self._dataset_ratios()
+
+    def _dataset_ratios(self) -> dict[tuple[str, str], float]:
+        """How much slower each dataset trains than another: the median ratio of per-epoch training
+        times of the same defense and victim recorded on both (cost does not follow data size alone:
+        a small MLP is bound by per-batch overhead, a convolution by input size)."""
+        per_dataset: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for key, seen in self._seen.items():
+            if key[0] == "fit" and len(key) == 3:  # (kind, defense, victim): recorded on any dataset
+                for seconds, dataset, epochs in seen:
+                    per_dataset[key][dataset].append(seconds / (epochs or 1))
+        pairs: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for by_dataset in per_dataset.values():
+            medians = {d: statistics.median(v) for d, v in by_dataset.items()}
+            for source, low in medians.items():
+                for target, high in medians.items():
+                    if source != target and low > 0:
+                        pairs[(source, target)].append(high / low)
+        return {pair: statistics.median(values) for pair, values in pairs.items()}
+
+    def scale(self, source: str, target: str) -> float | None:
+        """The factor from a duration on ``source`` to one on ``target``: measured (:meth:`_dataset_ratios`),
+        else by training examples × input values, else None (not comparable)."""
+        if (source, target) in self.ratios:
+            return self.ratios[(source, target)]
+        if source in self.sizes and target in self.sizes:
+            return self.sizes[target] / self.sizes[source]
+        return None
 
     def estimate(self, kind: str, cell: Cell) -> Estimate:
         epochs = dict(cell.recipe).get("epochs")
@@ -99,9 +132,10 @@ class DurationModel:
                 if kind == "fit" and epochs and recorded_epochs:
                     seconds *= epochs / recorded_epochs
                 if dataset != cell.dataset:
-                    if dataset not in self.sizes or cell.dataset not in self.sizes:
+                    factor = self.scale(dataset, cell.dataset)
+                    if factor is None:
                         continue
-                    seconds *= self.sizes[cell.dataset] / self.sizes[dataset]
+                    seconds *= factor
                 values.append(seconds)
             if values:
                 return Estimate(statistics.median(values), source)
@@ -255,3 +289,16 @@ def duration(seconds: float) -> str:
     seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def calibration_cells(cells: list[Cell], rows: list[dict]) -> list[Cell]:
+    """Per dataset with no recorded row and per victim: the matrix's first clean-training cell
+    (a poison cell of an attack that leaves the data clean, or else of the first poison) and the
+    first evasion cell on the same defense, both preferring the ``erm`` defense."""
+    recorded = {r["dataset"] for r in rows if r["status"] == "ok"}
+    chosen: dict[tuple, Cell] = {}
+    ranked = sorted((c for c in cells if c.reason is None and c.dataset not in recorded),
+                    key=lambda c: (_name(c.defense) != "erm", _name(c.attack) not in ("clean", "none")))
+    for cell in ranked:
+        chosen.setdefault((cell.dataset, cell.victim, cell.threat), cell)
+    return list(chosen.values())

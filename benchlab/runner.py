@@ -135,7 +135,8 @@ def _await_other_runners(cells: list[Cell], leases: Leases) -> list[Cell]:
     """Wait while other runners hold ``cells``; return those whose leases expired (or were dropped)
     unrecorded, for this runner to take over, once there are any."""
     while cells:
-        cells = [c for c in cells if c.cell_id not in leases.recorded_since_start([c.cell_id for c in cells])]
+        recorded = leases.recorded_since_start(c.cell_id for c in cells)
+        cells = [c for c in cells if c.cell_id not in recorded]
         expiry = leases.next_expiry(c.cell_id for c in cells)
         if expiry is None or expiry <= time.time():
             return cells
