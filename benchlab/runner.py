@@ -7,7 +7,9 @@ killed run therefore loses only cells in flight, and a rerun picks up exactly th
 
 Parallel executors start artifact cells first (:mod:`benchlab.schedule`). A worker that dies costs
 only its cell, retried a bounded number of times and then recorded as failed (kind ``lost``):
-:mod:`benchlab.worker_pool` for processes, Ray's own task retries for Ray.
+:mod:`benchlab.worker_pool` for processes, Ray's own task retries for Ray. Every cell is leased
+in the database just before it starts (:mod:`benchlab.leases`), so runners sharing an ``--out``
+compute disjoint cells and take over those a killed runner left.
 """
 
 from __future__ import annotations
