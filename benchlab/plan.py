@@ -29,7 +29,7 @@ from __future__ import annotations
 import heapq
 import math
 import statistics
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
 from .matrix import Cell
@@ -173,7 +173,7 @@ class Simulation:
 def simulate(cells: list[Cell], model: DurationModel, keys: dict[str, tuple], workers: int) -> Simulation:
     """The run on ``workers`` workers, scheduled as the parallel executors do."""
     schedule = ArtifactSchedule(cells)
-    queue = list(schedule.ready)
+    queue = deque(schedule.ready)
     ready_at: dict[tuple, float] = {}  # artifact -> when it is saved
     costs: dict[str, CellCost] = {}
     finish: dict[str, float] = {}
@@ -185,7 +185,7 @@ def simulate(cells: list[Cell], model: DurationModel, keys: dict[str, tuple], wo
     now = 0.0
     while queue or events:
         while queue and free:
-            cell = queue.pop(0)
+            cell = queue.popleft()
             start = max(heapq.heappop(free), now)
             poison, trained = keys[cell.cell_id]
             cost = CellCost(cell, {"overhead": model.estimate("overhead", cell)})
