@@ -11,6 +11,8 @@ to it. Ray is optional: its contender is skipped without it.
 import importlib.util
 import time
 
+import pytest
+
 from benchlab.cell import Settings
 from benchlab.matrix import load_matrix
 from benchlab.plugins import get_registry
@@ -20,7 +22,7 @@ MATRIX = """
 name = "executors"
 seeds = [0, 1]
 [recipe]
-epochs = 4
+epochs = 3
 [[block]]
 name = "cpu-bound"
 datasets = ["digits"]
@@ -38,19 +40,23 @@ def _timed_run(matrix, out, **options) -> float:
     return seconds
 
 
+@pytest.mark.timeout(3600)  # three cold runs of the matrix (and a Ray cluster's start) on a shared machine
 def test_executors_against_local(benchmark, tmp_path, one_thread):
     path = tmp_path / "executors.toml"
     path.write_text(MATRIX)
     matrix = load_matrix(str(path), get_registry())
-    local = _timed_run(matrix, tmp_path / "local")
+    info = benchmark.extra_info
+    info["local_s"] = local = _timed_run(matrix, tmp_path / "local")
+    print(f"local {local:.1f} s", flush=True)  # each figure as it is measured
     process = benchmark.pedantic(lambda: _timed_run(matrix, tmp_path / "process", executor="process", workers=2),
                                  rounds=1, iterations=1)
+    info.update(process_2_s=process, process_vs_local=process / local)
+    print(f"process (2 workers) {process:.1f} s: {process / local:.2f} x local", flush=True)
     warm = _timed_run(matrix, tmp_path / "local")  # every cell finished: only the check and the skip
-    info = {"cells": len(matrix.expand(get_registry())), "local_s": local, "process_2_s": process,
-            "process_vs_local": process / local, "warm_vs_cold": warm / local}
+    info.update(warm_s=warm, warm_vs_cold=warm / local)
+    print(f"warm rerun {warm:.2f} s: {warm / local:.3f} x cold", flush=True)
     if importlib.util.find_spec("ray") is not None:
         ray = _timed_run(matrix, tmp_path / "ray", executor="ray", workers=2)
         info.update(ray_2_s=ray, ray_vs_process=ray / process)
-    benchmark.extra_info.update(info)
-    print({k: round(v, 3) for k, v in info.items()})
+        print(f"ray (2 workers) {ray:.1f} s: {ray / process:.2f} x process", flush=True)
 
