@@ -20,9 +20,9 @@ from benchlab.runner import run_matrix
 
 MATRIX = """
 name = "executors"
-seeds = [0, 1]
+seeds = [0, 1, 2]
 [recipe]
-epochs = 3
+epochs = 10
 [[block]]
 name = "cpu-bound"
 datasets = ["digits"]
