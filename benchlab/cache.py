@@ -45,8 +45,14 @@ def file_sha256(path: Path) -> str:
 class ArtifactCache:
     """``ROOT/<kind>/<key>.safetensors`` plus ``<key>.json`` (hash + metadata)."""
 
-    def __init__(self, root: str | Path, salt: str = ""):
+    def __init__(self, root: str | Path, salt: str = "", remote_url: str | None = None):
         self.root = Path(root)
+        # A second level behind this one (benchlab.remote_cache): fetched on a miss, pushed on save.
+        self.remote = None
+        if remote_url:
+            from .remote_cache import remote_cache
+
+            self.remote = remote_cache(remote_url)
         # Mixed into every key (the runner passes the cell's numerics): artifacts made under other
         # settings are never reused, whoever built the key (the runner or a plugin).
         self.salt = salt
@@ -63,6 +69,8 @@ class ArtifactCache:
     def load(self, kind: str, key: str) -> tuple[dict[str, torch.Tensor], dict] | None:
         """Verified tensors and metadata, or None when absent or corrupted (then quarantined)."""
         data_path, meta_path = self._paths(kind, key)
+        if not (data_path.exists() and meta_path.exists()) and self.remote is not None:
+            self.remote.fetch(kind, data_path, meta_path)
         if not data_path.exists() or not meta_path.exists():
             return None
         try:
@@ -101,6 +109,8 @@ class ArtifactCache:
         tmp_meta = meta_path.with_suffix(f".tmp{os.getpid()}")
         tmp_meta.write_text(json.dumps(meta, sort_keys=True, default=str))
         os.replace(tmp_meta, meta_path)  # the sidecar lands last: a half-written artifact never verifies
+        if self.remote is not None:
+            self.remote.push(kind, data_path, meta_path)
 
     @contextmanager
     def lock(self, kind: str, key: str):

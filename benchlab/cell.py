@@ -53,6 +53,7 @@ class Settings:
     download: bool = False
     progress: bool = False
     matrix: str = "adhoc"
+    cache_url: str | None = None  # a second-level artifact cache (fsspec URL), behind OUT/cache
 
 
 @functools.lru_cache(maxsize=4)
@@ -69,10 +70,7 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
     The process first keeps freed memory in its heap (:mod:`benchlab.heap`; the manifest says so).
     """
     started = time.time()
-    row = {"cell_id": cell.cell_id, "matrix": settings.matrix, "block": cell.block, "dataset": cell.dataset,
-           "threat": cell.threat, "attack": cell.attack, "defense": cell.defense, "victim": cell.victim,
-           "seed": cell.seed, "params": {"recipe": dict(cell.recipe), "specs": cell.specs, "code": cell.code},
-           "code_version": cell.code_version, "started_at": started}
+    row = _identity_row(cell, settings, started)
     device, heap_kept = None, False
     numerics = Numerics.from_key(cell.numerics)
     with numerics.applied():  # the same numerics on every executor (benchlab.numerics)
@@ -96,10 +94,29 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
     return row
 
 
+def _identity_row(cell: Cell, settings: Settings, started: float) -> dict:
+    return {"cell_id": cell.cell_id, "matrix": settings.matrix, "block": cell.block, "dataset": cell.dataset,
+            "threat": cell.threat, "attack": cell.attack, "defense": cell.defense, "victim": cell.victim,
+            "seed": cell.seed, "params": {"recipe": dict(cell.recipe), "specs": cell.specs, "code": cell.code},
+            "code_version": cell.code_version, "started_at": started}
+
+
+def lost_row(cell: Cell, settings: Settings, reason: str, started: float) -> dict:
+    """The ``failed`` row the driver records for a cell whose worker died (every retry spent):
+    failure kind ``lost``."""
+    row = _identity_row(cell, settings, started)
+    row.update(status="failed", metrics={}, reason=reason, manifest=manifest(None))
+    row["manifest"].update(failure_kind="lost", numerics=Numerics.from_key(cell.numerics).as_dict())
+    row["finished_at"] = time.time()
+    row["duration_s"] = row["finished_at"] - started
+    return row
+
+
 # Why a cell failed, recorded in its manifest: the runner retries "environment" and "request"
-# failures automatically (fixing the machine or the matrix is the fix), never "code" ones.
-FAILURE_KINDS = ("environment", "request", "code")
-RETRIED_FAILURES = ("environment", "request")
+# failures automatically (fixing the machine or the matrix is the fix), and "lost" ones (the worker
+# process or Ray node died under the cell: often memory, fixed by fewer workers), never "code" ones.
+FAILURE_KINDS = ("environment", "request", "code", "lost")
+RETRIED_FAILURES = ("environment", "request", "lost")
 
 
 def failure_kind(error: Exception, device_resolved: bool = True) -> str:
@@ -119,7 +136,7 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     attack = registry.create("attacks", cell.attack)
     defense = registry.create("defenses", cell.defense)
     victim = registry.create("victims", cell.victim)
-    cache = ArtifactCache(Path(settings.out) / "cache", salt=cache_key(cell.numerics))
+    cache = ArtifactCache(Path(settings.out) / "cache", salt=cache_key(cell.numerics), remote_url=settings.cache_url)
     ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=settings.progress,
                   recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim,
                   data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download,

@@ -1,4 +1,4 @@
-"""The ``benchlab`` command: run | cell | plugins | list | leaderboard | report | show."""
+"""The ``benchlab`` command: run | plan | cell | plugins | list | leaderboard | report | show."""
 
 from __future__ import annotations
 
@@ -101,6 +101,8 @@ def _run_options(func):
 @click.option("--gpus-per-cell", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Ray GPU share per cell (0.25 packs four small cells on a GPU).")
 @click.option("--retry-failed", is_flag=True, help="Run failed cells again (finished ones are always skipped).")
+@click.option("--cache-url", help="A second-level artifact cache behind OUT/cache at this fsspec URL (a shared "
+                                  "directory, an object store): verified on read, written atomically.")
 @click.option("--leaderboard-to", type=click.Path(file_okay=False),
               help="Where to write the leaderboard [default: OUT/leaderboards/<matrix>].")
 @click.option("--publish", is_flag=True,
@@ -110,7 +112,7 @@ def _run_options(func):
 @click.option("--metric", help="Rank every table by this declared metric [default: the block's `metric`, its "
                                "attacks' headline, else test_acc (poison) / robust_acc (evasion)].")
 def run(matrix_name, out, seeds, device, data_root, download, executor, workers, threads, ray_address,
-        gpus_per_cell, retry_failed, leaderboard_to, publish, html, dry_run, metric):
+        gpus_per_cell, retry_failed, cache_url, leaderboard_to, publish, html, dry_run, metric):
     """Run a matrix of attack x defense x victim x dataset cells, then render its leaderboard.
 
     Finished cells are skipped, so a killed run resumes where it stopped.
@@ -140,8 +142,13 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
                  "done" if c.cell_id in done else (f"n/a: {c.reason}" if c.reason else "todo")] for c in cells]
         click.echo(tabulate(rows, headers=["dataset", "threat", "attack", "defense", "victim", "seed", "state"]))
         return
+    if cache_url:
+        from .remote_cache import remote_cache
+
+        remote_cache(cache_url)  # a bad URL is one line before any work
     settings = Settings(out=str(out), device=device, data_root=data_root, download=download,
-                        progress=executor == "local" and sys.stderr.isatty(), matrix=matrix.name)
+                        progress=executor == "local" and sys.stderr.isatty(), matrix=matrix.name,
+                        cache_url=cache_url)
     summary = run_matrix(matrix, settings, executor=executor, workers=workers, retry_failed=retry_failed,
                          ray_address=ray_address, gpus_per_cell=gpus_per_cell, threads=threads)
     click.echo(summary.line() + (f", {len(matrix.skipped)} blocks skipped" if matrix.skipped else ""))
@@ -157,6 +164,82 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         click.echo(f"{summary.unfinished} cells did not finish: rerun the same command to resume.", err=True)
     if summary.unfinished or summary.failed:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--matrix", "matrix_name", default="smoke", show_default=True,
+              help="Preset (smoke, quick, paper, full, standard) or a matrix TOML file.")
+@click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
+              help="Run directory: its recorded rows give the durations, and its finished cells are left out.")
+@click.option("--seeds", type=click.IntRange(1), help="Use seeds 0..N-1 instead of the matrix's.")
+@click.option("--workers", type=click.IntRange(1), multiple=True, default=(1, 2), show_default=True,
+              help="Wall time for this many workers (repeatable).")
+@click.option("--threads", type=click.IntRange(1), help="Torch threads per cell, as `run --threads`.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Where torchvision datasets live.")
+@click.option("--calibrate", is_flag=True,
+              help="First run, on each dataset without recorded rows, the matrix's cheapest cells per victim "
+                   "(recorded under --out: the run skips them later).")
+@click.option("--device", default="auto", show_default=True, help="Device of the calibration cells.")
+def plan(matrix_name, out, seeds, workers, threads, data_root, calibrate, device):
+    """Estimate what a run of a matrix will cost: artifacts to build, CPU time per block, critical
+    path and wall time on N workers, from the durations recorded under --out."""
+    from .cell import RETRIED_FAILURES
+    from .matrix import load_matrix
+    from .plan import SOURCES, dataset_sizes, duration, make_plan
+    from .store import DB_NAME, ResultsStore
+    from .validation import check_request
+
+    registry = get_registry()
+    matrix = load_matrix(matrix_name, registry, seeds)
+    if threads is not None:
+        matrix.numerics = replace(matrix.numerics, threads=threads)
+    for name, reason in matrix.skipped.items():
+        click.echo(f"block {name} skipped: {reason}", err=True)
+    cells = check_request(matrix, registry, check_data=False)
+    has_db = Path(out, DB_NAME).is_file()
+    if calibrate:
+        from .cell import Settings, run_cell
+        from .plan import calibration_cells
+
+        _run_dir(out)
+        store = ResultsStore(out)
+        chosen = calibration_cells(cells, store.rows())
+        click.echo(f"calibrating: {len(chosen)} cells of the matrix on {len({c.dataset for c in chosen})} "
+                   f"datasets without recorded rows", err=True)
+        settings = Settings(out=str(out), device=device, data_root=data_root, matrix=matrix.name)
+        for cell in chosen:
+            store.record(run_cell(cell, settings))
+        has_db = True
+    store = ResultsStore(out) if has_db else None
+    rows = store.rows() if store else []
+    done = store.finished_ids(retry_kinds=(*RETRIED_FAILURES, "unknown")) if store else set()
+    datasets = {c.dataset for c in cells} | {r["dataset"] for r in rows}
+    the_plan = make_plan(cells, done, rows, registry, dataset_sizes(sorted(datasets), registry,
+                                                                    Path(data_root) if data_root else None))
+    recorded = sum(r["status"] == "ok" for r in rows)
+    click.echo(f"matrix {matrix.name}: {len(cells)} cells, {sum(c.reason is not None for c in cells)} n/a, "
+               f"{len(cells) - len(the_plan.todo) - sum(c.reason is not None for c in cells)} done, "
+               f"{len(the_plan.todo)} to run")
+    click.echo(f"durations from {recorded} recorded rows in {Path(out, DB_NAME)}" if recorded else
+               f"no recorded rows in {out}: every estimate is a default (run `benchlab run --matrix smoke "
+               f"--out {out}` first)")
+    table, total = [], {"crafts": 0, "trainings": 0, "attack runs": 0, "seconds": 0.0}
+    for entry in the_plan.blocks():
+        for key in total:
+            total[key] += entry[key]
+        table.append([entry["block"], entry["cells"], entry["n/a"], entry["done"], entry["todo"], entry["crafts"],
+                      entry["trainings"], entry["attack runs"], duration(entry["seconds"]),
+                      ", ".join(f"{entry['sources'][s]} {s}" for s in SOURCES if entry["sources"][s])])
+    table.append(["total", len(cells), "", "", len(the_plan.todo), total["crafts"], total["trainings"],
+                  total["attack runs"], duration(total["seconds"]), ""])
+    click.echo(tabulate(table, headers=["block", "cells", "n/a", "done", "to run", "crafts", "trainings",
+                                        "attack runs", "CPU time", "estimates (artifacts)"]))
+    critical = the_plan.critical_path()
+    if critical.critical:
+        steps = " -> ".join(f"[{c.label()}] {duration(critical.costs[c.cell_id].seconds)}" for c in critical.critical)
+        click.echo(f"\ncritical path {duration(critical.makespan)}: {steps}")
+    click.echo("wall time: " + "; ".join(f"{n} worker{'s' * (n > 1)} {duration(the_plan.wall(n))}"
+                                         for n in sorted(set(workers))))
 
 
 def _render(out, dest: Path, title: str, matrix=None, metric: str | None = None, include_superseded: bool = False,

@@ -5,9 +5,11 @@ and ``ray`` (a Ray cluster, or a local one started on demand). Workers only comp
 rows; the driver alone writes the database, one transaction per cell, as each result arrives. A
 killed run therefore loses only cells in flight, and a rerun picks up exactly those.
 
-Parallel executors start one cell per artifact (a poison, or a clean-trained model) and release
-the other cells that start from it only when that cell has finished: a worker never sits on the
-cache lock of an artifact another worker is still building while other cells could run.
+Parallel executors start artifact cells first (:mod:`benchlab.schedule`). A worker that dies costs
+only its cell, retried a bounded number of times and then recorded as failed (kind ``lost``):
+:mod:`benchlab.worker_pool` for processes, Ray's own task retries for Ray. Every cell is leased
+in the database just before it starts (:mod:`benchlab.leases`), so runners sharing an ``--out``
+compute disjoint cells and take over those a killed runner left.
 """
 
 from __future__ import annotations
@@ -15,23 +17,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import multiprocessing
 import tempfile
-from collections import Counter
-from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .cell import RETRIED_FAILURES, Settings, run_cell
+from .cell import RETRIED_FAILURES, Settings, lost_row, run_cell
+from .leases import Leases
 from .matrix import Cell, Matrix
 from .plugins import get_registry
 from .reaper import guard_descendants
+from .schedule import ArtifactSchedule, artifact_group, claim_all  # noqa: F401 (public here too)
 from .store import ResultsStore
 from .validation import check_request
+from .worker_pool import WORKER_RETRIES, run_in_processes
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "process", "ray")
@@ -44,6 +47,7 @@ class RunSummary:
     counts: Counter = field(default_factory=Counter)
     unfinished: int = 0
     failed_before: int = 0  # skipped cells whose recorded row is a failure (of code)
+    elsewhere: int = 0  # cells another runner on the same --out recorded while this one ran
 
     @property
     def failed(self) -> int:
@@ -57,6 +61,8 @@ class RunSummary:
         parts = [f"{self.counts[s]} {s}" for s in ("ok", "failed", "n/a") if self.counts[s]]
         text = f"{len(self.cells)} cells: {self.skipped} already done"
         text += f", ran {sum(self.counts.values())} ({', '.join(parts) or 'none'})"
+        if self.elsewhere:
+            text += f", {self.elsewhere} computed by other runners"
         if self.failed_before:
             text += f"; {self.failed_before} of the done cells had failed"
         if self.unfinished:
@@ -94,6 +100,7 @@ def run_matrix(
     cells = check_request(matrix, get_registry(), device=settings.device, data_root=settings.data_root,
                           download=settings.download)
     store = ResultsStore(settings.out)
+    leases = Leases(store.path)  # before reading what is done: later rows are other runners' work
     # Failures of the environment or of the request (and rows older than failure kinds) are
     # retried automatically; failures of code only with retry_failed.
     done = store.finished_ids(("ok", "n/a") if retry_failed else ("ok", "n/a", "failed"),
@@ -107,14 +114,37 @@ def run_matrix(
         _record(store, summary, run_cell(cell, settings))
     bar = tqdm(total=len(runnable), desc=f"matrix {matrix.name}", unit="cell", disable=not show_progress)
     try:
-        for row in _execute(runnable, settings, executor, workers, ray_address, gpus_per_cell, threads):
-            _record(store, summary, row)
-            bar.update()
-            bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(summary.counts.items())))
+        with leases.kept():  # other runners on this --out skip the cells this one computes
+            pending = runnable
+            while pending:
+                leases.held_elsewhere.clear()
+                for row in _execute(pending, settings, executor, workers, ray_address, gpus_per_cell, threads,
+                                    claim=leases.claim):
+                    row["manifest"]["runner"] = leases.owner
+                    _record(store, summary, row)
+                    leases.release(row["cell_id"])
+                    bar.update()
+                    bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(summary.counts.items())))
+                pending = _await_other_runners([c for c in pending if c.cell_id in leases.held_elsewhere], leases)
     finally:
         bar.close()
-        summary.unfinished = len(runnable) - summary.counts["ok"] - summary.counts["failed"]
+        summary.elsewhere = len(leases.done_elsewhere)
+        summary.unfinished = len(runnable) - summary.counts["ok"] - summary.counts["failed"] - summary.elsewhere
     return summary
+
+
+def _await_other_runners(cells: list[Cell], leases: Leases) -> list[Cell]:
+    """Wait while other runners hold ``cells``; return those whose leases expired (or were dropped)
+    unrecorded, for this runner to take over, once there are any."""
+    while cells:
+        recorded = leases.recorded_since_start(c.cell_id for c in cells)
+        cells = [c for c in cells if c.cell_id not in recorded]
+        expiry = leases.next_expiry(c.cell_id for c in cells)
+        if expiry is None or expiry <= time.time():
+            return cells
+        log.info("%d cells are leased by other runners on this --out; waiting for them", len(cells))
+        time.sleep(min(expiry - time.time() + 0.1, leases.seconds / 4, 5.0))
+    return cells
 
 
 def _record(store: ResultsStore, summary: RunSummary, row: dict) -> None:
@@ -125,62 +155,22 @@ def _record(store: ResultsStore, summary: RunSummary, row: dict) -> None:
                     row["defense"], row["victim"], row["seed"], row["reason"].splitlines()[0])
 
 
-def _execute(cells: list[Cell], settings: Settings, executor: str, workers: int,
-             ray_address: str | None, gpus_per_cell: float, threads: int) -> Iterator[dict]:
-    """Rows of ``cells``; each cell applies its own numerics (threads included) wherever it runs."""
+def _execute(cells: list[Cell], settings: Settings, executor: str, workers: int, ray_address: str | None,
+             gpus_per_cell: float, threads: int, claim: Callable[[Cell], bool] = claim_all) -> Iterator[dict]:
+    """Rows of the cells of ``cells`` that ``claim`` grants (each claimed just before it starts);
+    each cell applies its own numerics (threads included) wherever it runs."""
     if not cells:
         return iter(())
     if executor == "local":
-        return (run_cell(cell, settings) for cell in cells)
+        return (run_cell(cell, settings) for cell in cells if claim(cell))
     guard_descendants()  # no worker, resource tracker or Ray process outlives this driver
     if executor == "process":
-        return _process_pool(cells, settings, workers)
-    return _ray(cells, settings, ray_address, gpus_per_cell, workers, threads)
-
-
-def artifact_group(cell: Cell) -> tuple:
-    """The expensive artifact a cell starts from: its poison, or (evasion) its clean-trained model."""
-    if cell.threat == "poison":
-        return ("poison", cell.dataset, cell.attack, cell.seed)
-    return ("model", cell.dataset, cell.defense, cell.victim, cell.seed, cell.recipe)
-
-
-class ArtifactSchedule:
-    """Which cells a parallel executor may start: one per artifact group at first (in first-seen
-    order), and the rest of a group once that cell has finished, ok or not (they then find the
-    artifact cached, or build it themselves if it failed)."""
-
-    def __init__(self, cells: Iterable[Cell]):
-        groups: dict[tuple, list[Cell]] = {}
-        for cell in cells:
-            groups.setdefault(artifact_group(cell), []).append(cell)
-        self.ready = [group[0] for group in groups.values()]
-        self._waiting = {key: group[1:] for key, group in groups.items()}
-
-    def finished(self, cell: Cell) -> list[Cell]:
-        """The cells that ``cell`` finishing releases (each released once)."""
-        return self._waiting.pop(artifact_group(cell), [])
-
-
-def _process_pool(cells: list[Cell], settings: Settings, workers: int) -> Iterator[dict]:
-    # spawn, not fork: forking a process that has initialised torch's thread pools is unsafe.
-    context = multiprocessing.get_context("spawn")
-    schedule = ArtifactSchedule(cells)
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        try:
-            running = {pool.submit(run_cell, cell, settings): cell for cell in schedule.ready}
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    released = schedule.finished(running.pop(future))
-                    running.update({pool.submit(run_cell, cell, settings): cell for cell in released})
-                    yield future.result()
-        except BrokenProcessPool:
-            log.error("a worker process died; finished cells are saved, rerun to resume the rest")
+        return run_in_processes(cells, settings, workers, claim)
+    return _ray(cells, settings, ray_address, gpus_per_cell, workers, threads, claim)
 
 
 def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_per_cell: float,
-         workers: int, threads: int) -> Iterator[dict]:
+         workers: int, threads: int, claim: Callable[[Cell], bool] = claim_all) -> Iterator[dict]:
     try:
         import ray
     except ImportError:
@@ -194,19 +184,36 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
                  log_to_driver=False, ignore_reinit_error=True, configure_logging=True,
                  logging_level=logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR,
                  _temp_dir=temp_dir)
-    remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=1)(run_cell)
+    # Ray reruns a task whose worker or node died, up to max_retries times; after that the cell is
+    # recorded as failed (kind "lost") and the run goes on.
+    remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=WORKER_RETRIES)(run_cell)
+    # Twice the tasks the cluster can run at once are in flight: enough to keep it busy, few enough
+    # that cells are claimed (cooperating runners) only shortly before they start.
+    resources = ray.cluster_resources()
+    capacity = resources.get("CPU", workers) // max(threads, 1)
+    if gpus_per_cell:
+        capacity = min(capacity, resources.get("GPU", 0) // gpus_per_cell)
+    in_flight = 2 * max(int(capacity), 1)
     schedule = ArtifactSchedule(cells)
-    pending = {remote.remote(cell, settings): cell for cell in schedule.ready}
+    offered = deque(schedule.ready)
+    pending: dict = {}
     try:
-        while pending:
+        while True:
+            while len(pending) < in_flight and (cell := schedule.next_claimed(offered, claim)):
+                pending[remote.remote(cell, settings)] = (cell, time.time())
+            if not pending:
+                break
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                cell = pending.pop(ref)
-                pending.update({remote.remote(c, settings): c for c in schedule.finished(cell)})
+                cell, started = pending.pop(ref)
+                offered.extend(schedule.finished(cell))
                 try:
                     yield ray.get(ref)
-                except ray.exceptions.RayError as error:  # the worker died twice: leave it for a rerun
+                except ray.exceptions.RayError as error:
                     log.error("ray lost cell %s: %s", cell.label(), error)
+                    reason = (f"WorkerLost: Ray lost this cell {WORKER_RETRIES + 1} times (a worker process or "
+                              f"node died under it): {type(error).__name__}: {str(error).splitlines()[0]}")
+                    yield lost_row(cell, settings, reason, started)
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
