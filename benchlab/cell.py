@@ -15,6 +15,7 @@ import functools
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .matrix import Cell
 from .numerics import Numerics
 from .params import SpecError
 from .plugins import get_registry
+from .progress import Phase, Progress
 from .reliability import evasion_flags
 from .sklearn_io import UntrustedArtifact
 from .train import History
@@ -47,7 +49,8 @@ class Settings:
     device: str = "auto"
     data_root: str | None = None
     download: bool = False
-    progress: bool = False
+    # Where the cells' phase events go (benchlab.progress), set by the runner; None: nowhere.
+    progress: Callable[[Phase], None] | None = None
     matrix: str = "adhoc"
 
 
@@ -79,7 +82,8 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
             if cell.reason is not None:
                 row.update(status="n/a", metrics={}, reason=cell.reason)
             else:
-                row.update(status="ok", metrics=_execute(cell, settings, device), reason=None)
+                progress = Progress(cell.cell_id, cell.label(), settings.progress)
+                row.update(status="ok", metrics=_execute(cell, settings, device, progress), reason=None)
         except Exception as error:  # one failing cell must never kill the matrix
             row.update(status="failed", metrics={},
                        reason=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
@@ -109,14 +113,15 @@ def failure_kind(error: Exception, device_resolved: bool = True) -> str:
     return "code"
 
 
-def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
+def _execute(cell: Cell, settings: Settings, device: torch.device, progress: Progress) -> dict:
     registry = get_registry()
+    progress.phase("loading data")
     splits, fingerprint = load_dataset(cell.dataset, settings.data_root, settings.download, str(device))
     attack = registry.create("attacks", cell.attack)
     defense = registry.create("defenses", cell.defense)
     victim = registry.create("victims", cell.victim)
     cache = ArtifactCache(Path(settings.out) / "cache", salt=cache_key(cell.numerics))
-    ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=settings.progress,
+    ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=progress,
                   recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim,
                   data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download,
                   numerics=cell.numerics, code=cell.code, registry=registry)
@@ -156,7 +161,8 @@ def _craft_cached(attack, splits: DataSplits, ctx: Context, fingerprint: str):
 
     def craft():
         seed_everything(ctx.seed)
-        poison = attack.craft(splits.train, ctx.crafting())  # the key covers no test set, victim or recipe
+        with ctx.progress.within("crafting"):
+            poison = attack.craft(splits.train, ctx.crafting())  # the key covers no test set, victim or recipe
         return poison.tensors(), {}
 
     poison, _, hit = ctx.cache.get_or_create("poison", key, craft,
@@ -190,6 +196,7 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
                 ctx.cache.quarantine("model", key, f"{refused}: {type(error).__name__}: {error}")
         hit = fitted is not None
         if fitted is None:
+            ctx.progress.phase("training")
             fitted = defense.fit(victim, train, ctx)
             if cacheable:
                 ctx.cache.save("model", key, *defense.checkpoint(fitted))
@@ -217,7 +224,8 @@ def _evasion_metrics(attack: EvasionAttack, fitted: Fitted, splits: DataSplits, 
     x, y = splits.test.x, splits.test.y
     crafter = crafting_model(attack, fitted.classifier, ctx)  # the cell's model unless transferred
     seed_everything(ctx.seed)
-    result = attack.perturb(crafter, x, y, ctx)
+    with ctx.progress.within("attacking"):
+        result = attack.perturb(crafter, x, y, ctx)
     if not isinstance(result, EvasionResult):
         result = EvasionResult(result)
     x_adv = result.x_adv.detach()

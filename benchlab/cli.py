@@ -140,8 +140,7 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
                  "done" if c.cell_id in done else (f"n/a: {c.reason}" if c.reason else "todo")] for c in cells]
         click.echo(tabulate(rows, headers=["dataset", "threat", "attack", "defense", "victim", "seed", "state"]))
         return
-    settings = Settings(out=str(out), device=device, data_root=data_root, download=download,
-                        progress=executor == "local" and sys.stderr.isatty(), matrix=matrix.name)
+    settings = Settings(out=str(out), device=device, data_root=data_root, download=download, matrix=matrix.name)
     summary = run_matrix(matrix, settings, executor=executor, workers=workers, retry_failed=retry_failed,
                          ray_address=ray_address, gpus_per_cell=gpus_per_cell, threads=threads)
     click.echo(summary.line() + (f", {len(matrix.skipped)} blocks skipped" if matrix.skipped else ""))

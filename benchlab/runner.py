@@ -18,17 +18,18 @@ import logging
 import multiprocessing
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from .cell import RETRIED_FAILURES, Settings, run_cell
+from .eta import estimates
 from .matrix import Cell, Matrix
 from .plugins import get_registry
+from .progress import Phase, PhaseChannel, RaySink
+from .progress_display import MatrixProgress
 from .reaper import guard_descendants
 from .store import ResultsStore
 from .validation import check_request
@@ -75,11 +76,14 @@ def run_matrix(
     gpus_per_cell: float = 0.0,
     threads: int | None = None,
     show_progress: bool = True,
+    on_progress: Callable[[Phase], None] | None = None,
 ) -> RunSummary:
     """Run every cell of ``matrix`` not yet in the database under ``settings.out``.
 
     ``threads``: torch intra-op threads per cell, the same on every executor (default
     ``matrix.numerics``: 1, see :mod:`benchlab.numerics`); part of each cell's identity.
+    ``on_progress``: called in the driver with every phase event of the running cells
+    (:mod:`benchlab.progress`), whatever the executor.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
@@ -105,14 +109,18 @@ def run_matrix(
     runnable = [c for c in todo if c.reason is None]
     for cell in (c for c in todo if c.reason is not None):
         _record(store, summary, run_cell(cell, settings))
-    bar = tqdm(total=len(runnable), desc=f"matrix {matrix.name}", unit="cell", disable=not show_progress)
+    progress = MatrixProgress(matrix.name, estimates(runnable, store.rows()), 1 if executor == "local" else workers,
+                              show=show_progress, on_phase=on_progress)
+    channel = PhaseChannel(progress.phase) if show_progress or on_progress else None
+    settings = dataclasses.replace(settings, progress=channel and channel.sink(executor))
     try:
         for row in _execute(runnable, settings, executor, workers, ray_address, gpus_per_cell, threads):
             _record(store, summary, row)
-            bar.update()
-            bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(summary.counts.items())))
+            progress.done(row, summary.counts)
     finally:
-        bar.close()
+        if channel is not None:
+            channel.close()
+        progress.close()
         summary.unfinished = len(runnable) - summary.counts["ok"] - summary.counts["failed"]
     return summary
 
@@ -194,6 +202,9 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
                  log_to_driver=False, ignore_reinit_error=True, configure_logging=True,
                  logging_level=logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR,
                  _temp_dir=temp_dir)
+    ray_sink = settings.progress if isinstance(settings.progress, RaySink) else None
+    if ray_sink is not None:  # the workers' phase events travel through a queue on the cluster
+        settings = dataclasses.replace(settings, progress=ray_sink.connect())
     remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=1)(run_cell)
     schedule = ArtifactSchedule(cells)
     pending = {remote.remote(cell, settings): cell for cell in schedule.ready}
@@ -210,6 +221,8 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
+        if ray_sink is not None:
+            ray_sink.disconnect()  # delivers the last events while the cluster is up
         if started_here:
             ray.shutdown()
         if temp_dir and Path(temp_dir).is_symlink():

@@ -33,9 +33,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from benchlab import TensorData
+from benchlab import Progress, TensorData
 
 from .generator import noise_of
 
@@ -155,13 +154,14 @@ def surrogate_step(surrogate: nn.Module, optimizer: torch.optim.Optimizer, x: to
 
 
 def train_generator(generator: nn.Module, make_surrogate: Callable[[], nn.Module], train: TensorData,
-                    num_classes: int, settings: ConfuseSettings, *, seed: int = 0, progress: bool = False,
+                    num_classes: int, settings: ConfuseSettings, *, seed: int = 0, progress: Progress | None = None,
                     on_trial: Callable[[int, nn.Module], None] | None = None) -> list[float]:
     """Train ``generator`` in place with Algorithm ``settings.algorithm``; returns the mean
     generator objective L(f_θ'(x), ·) of each trial (rising when untargeted, falling when targeted).
 
     ``make_surrogate()`` returns a freshly initialised surrogate f_θ on the data's device (it is
     called under a trial-specific torch seed). ``on_trial(t, surrogate)`` is called after each trial.
+    ``progress`` (a cell's ``ctx.progress``) hears ``trial k/trials``.
     """
     if settings.algorithm not in (1, 2):
         raise ValueError(f"algorithm must be 1 (stored trajectory) or 2 (memory-efficient), not {settings.algorithm}")
@@ -173,7 +173,7 @@ def train_generator(generator: nn.Module, make_surrogate: Callable[[], nn.Module
     optimizer = torch.optim.Adam(learner.parameters(), lr=settings.lr_g)
     generator.requires_grad_(settings.algorithm == 1)
     history = []
-    for trial in tqdm(range(settings.trials), desc="deepconfuse", disable=not progress, unit="trial"):
+    for trial in (progress or Progress()).steps(range(settings.trials), "trial"):
         torch.manual_seed(seed * 100_003 + trial)
         surrogate = make_surrogate().train()
         sgd = torch.optim.SGD(surrogate.parameters(), lr=settings.lr_f, momentum=settings.momentum)
