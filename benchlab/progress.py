@@ -132,8 +132,11 @@ class PhaseChannel:
         if executor == "local":
             return CallbackSink(self.receive, self.interval)
         if executor == "process":
-            # spawn, like the process pool: the manager is a server process the workers put to.
-            self._manager = multiprocessing.get_context("spawn").Manager()
+            try:  # spawn, like the process pool: the manager is a server process the workers put to
+                self._manager = multiprocessing.get_context("spawn").Manager()
+            except Exception as error:  # the run goes on, without phases
+                log.warning("no progress from the workers: %s", error)
+                return None
             return QueueSink(self._drain(self._manager.Queue()), self.interval)
         return RaySink(self)
 
@@ -158,10 +161,14 @@ class PhaseChannel:
                 return
             self.receive(event)
 
-    def connect_ray(self) -> QueueSink:
+    def connect_ray(self) -> QueueSink | None:
         from ray.util.queue import Queue
 
-        self._ray_queue = Queue()
+        try:
+            self._ray_queue = Queue()
+        except Exception as error:  # the run goes on, without phases
+            log.warning("no progress from the Ray workers: %s", error)
+            return None
         return QueueSink(self._drain(self._ray_queue), self.interval)
 
     def close(self) -> None:
@@ -184,7 +191,7 @@ class RaySink:
 
     channel: PhaseChannel
 
-    def connect(self) -> QueueSink:
+    def connect(self) -> QueueSink | None:
         return self.channel.connect_ray()
 
     def disconnect(self) -> None:

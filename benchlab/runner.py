@@ -109,9 +109,10 @@ def run_matrix(
     runnable = [c for c in todo if c.reason is None]
     for cell in (c for c in todo if c.reason is not None):
         _record(store, summary, run_cell(cell, settings))
-    progress = MatrixProgress(matrix.name, estimates(runnable, store.rows()), 1 if executor == "local" else workers,
+    progress = MatrixProgress(matrix.name, estimates(runnable, store.rows() if runnable else []),
+                              1 if executor == "local" else workers,
                               show=show_progress, on_phase=on_progress)
-    channel = PhaseChannel(progress.phase) if show_progress or on_progress else None
+    channel = PhaseChannel(progress.phase) if runnable and (show_progress or on_progress) else None
     settings = dataclasses.replace(settings, progress=channel and channel.sink(executor))
     try:
         for row in _execute(runnable, settings, executor, workers, ray_address, gpus_per_cell, threads):
