@@ -82,8 +82,7 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
             if cell.reason is not None:
                 row.update(status="n/a", metrics={}, reason=cell.reason)
             else:
-                progress = Progress(cell.cell_id, cell.label(), settings.progress)
-                row.update(status="ok", metrics=_execute(cell, settings, device, progress), reason=None)
+                row.update(status="ok", metrics=_execute(cell, settings, device), reason=None)
         except Exception as error:  # one failing cell must never kill the matrix
             row.update(status="failed", metrics={},
                        reason=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
@@ -113,8 +112,9 @@ def failure_kind(error: Exception, device_resolved: bool = True) -> str:
     return "code"
 
 
-def _execute(cell: Cell, settings: Settings, device: torch.device, progress: Progress) -> dict:
+def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     registry = get_registry()
+    progress = Progress(cell.cell_id, cell.label(), settings.progress)
     progress.phase("loading data")
     splits, fingerprint = load_dataset(cell.dataset, settings.data_root, settings.download, str(device))
     attack = registry.create("attacks", cell.attack)
