@@ -9,6 +9,7 @@ plugins). ``docs/plugins.md`` is the guide.
   :class:`Fitted`), :class:`Param`, :class:`Metric` and :data:`hookimpl`;
 * budgets and norms: ``norm_param``, ``eps_param``, ``resolve_budget``, ``project``, ``perturbation_norms``...;
 * chunking (``chunks``) and seeded generators (``Context.generator``, ``seed_everything``);
+* progress inside a cell: ``ctx.progress`` (:class:`Progress`: ``phase``, ``steps``, ``within``);
 * the training loop: ``fit``, ``evaluate``, ``cross_entropy``, ``make_optimizer``, :class:`Recipe`;
 * poisoning helpers (``poison_mask``, ``random_pattern``, ``stamp``) and victim building blocks
   (:class:`SplitNet`, :class:`SplitVictim`, ``two_conv_net``, :class:`OneChannelConv2d`...).
@@ -67,6 +68,7 @@ from .norms import (
     steepest_direction,
 )
 from .params import Param, SpecError, format_spec
+from .progress import Phase, Progress
 from .poisoning import CRAFT_CHUNK, RANDOM_PATTERN_SALT, poison_mask, random_pattern, stamp
 from .store import ResultsStore
 from .train import (
@@ -88,7 +90,7 @@ __all__ = [
     "ArtifactCache", "ArtifactSlot", "Classifier", "Context", "CraftingContext", "DataSplits", "DatasetInfo",
     "DatasetSource", "Defense",
     "EvasionAttack", "EvasionResult", "Fitted", "GenerativeHistory", "GenerativeVictim", "History", "MaybePool", "Metric", "OneChannelConv2d", "Param",
-    "Plugin", "PoisonAttack", "PoisonedSet", "Recipe", "ResultsStore", "SklearnClassifier", "SpecError", "SplitNet",
+    "Phase", "Plugin", "PoisonAttack", "PoisonedSet", "Progress", "Recipe", "ResultsStore", "SklearnClassifier", "SpecError", "SplitNet",
     "SplitVictim", "TensorData", "TorchClassifier", "TrainedGenerative", "TrainingDefense", "Victim", "cache_key", "chunks",
     "conv2d", "conv_bn_relu", "conv_relu", "cross_entropy", "dataset_installed", "eps_param", "evaluate", "fit",
     "flat_size", "format_spec", "fraction_param", "hookimpl", "in_ball", "l2_norms", "make_optimizer",

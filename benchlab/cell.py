@@ -17,6 +17,7 @@ import functools
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from .matrix import Cell
 from .numerics import Numerics
 from .params import SpecError
 from .plugins import get_registry
+from .progress import Phase, Progress
 from .reliability import evasion_flags
 from .sklearn_io import UntrustedArtifact
 from .train import History
@@ -51,7 +53,8 @@ class Settings:
     device: str = "auto"
     data_root: str | None = None
     download: bool = False
-    progress: bool = False
+    # Where the cells' phase events go (benchlab.progress), set by the runner; None: nowhere.
+    progress: Callable[[Phase], None] | None = None
     matrix: str = "adhoc"
     cache_url: str | None = None  # a second-level artifact cache (fsspec URL), behind OUT/cache
 
@@ -132,12 +135,14 @@ def failure_kind(error: Exception, device_resolved: bool = True) -> str:
 
 def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     registry = get_registry()
+    progress = Progress(cell.cell_id, cell.label(), settings.progress)
+    progress.phase("loading data")
     splits, fingerprint = load_dataset(cell.dataset, settings.data_root, settings.download, str(device))
     attack = registry.create("attacks", cell.attack)
     defense = registry.create("defenses", cell.defense)
     victim = registry.create("victims", cell.victim)
     cache = ArtifactCache(Path(settings.out) / "cache", salt=cache_key(cell.numerics), remote_url=settings.cache_url)
-    ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=settings.progress,
+    ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=progress,
                   recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim,
                   data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download,
                   numerics=cell.numerics, code=cell.code, registry=registry)
@@ -181,7 +186,8 @@ def _craft_cached(attack, splits: DataSplits, ctx: Context, fingerprint: str):
 
     def craft():
         seed_everything(ctx.seed)
-        poison = attack.craft(splits.train, ctx.crafting())  # the key covers no test set, victim or recipe
+        with ctx.progress.within("crafting"):
+            poison = attack.craft(splits.train, ctx.crafting())  # the key covers no test set, victim or recipe
         return poison.tensors(), {}
 
     poison, _, hit = ctx.cache.get_or_create("poison", key, craft,
@@ -215,6 +221,7 @@ def _fit_cached(defense, victim, poison: PoisonedSet | None, poison_key: str, sp
                 ctx.cache.quarantine("model", key, f"{refused}: {type(error).__name__}: {error}")
         hit = fitted is not None
         if fitted is None:
+            ctx.progress.phase("training")
             fitted = defense.fit(victim, train, ctx)
             if cacheable:
                 ctx.cache.save("model", key, *defense.checkpoint(fitted))
@@ -252,7 +259,8 @@ def _evasion_metrics(attack: EvasionAttack, fitted: Fitted, splits: DataSplits, 
     x, y = splits.test.x, splits.test.y
     crafter = crafting_model(attack, fitted.classifier, ctx)  # the cell's model unless transferred
     seed_everything(ctx.seed)
-    result = attack.perturb(crafter, x, y, ctx)
+    with ctx.progress.within("attacking"):
+        result = attack.perturb(crafter, x, y, ctx)
     if not isinstance(result, EvasionResult):
         result = EvasionResult(result)
     x_adv = result.x_adv.detach()

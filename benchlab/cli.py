@@ -146,8 +146,7 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         from .remote_cache import remote_cache
 
         remote_cache(cache_url)  # a bad URL is one line before any work
-    settings = Settings(out=str(out), device=device, data_root=data_root, download=download,
-                        progress=executor == "local" and sys.stderr.isatty(), matrix=matrix.name,
+    settings = Settings(out=str(out), device=device, data_root=data_root, download=download, matrix=matrix.name,
                         cache_url=cache_url)
     summary = run_matrix(matrix, settings, executor=executor, workers=workers, retry_failed=retry_failed,
                          ray_address=ray_address, gpus_per_cell=gpus_per_cell, threads=threads)

@@ -13,6 +13,7 @@ import torch
 
 from .cache import cache_key
 from .data import DatasetInfo, TensorData
+from .progress import Progress
 from .train import Recipe
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ class CraftingContext:
     device: torch.device
     info: DatasetInfo
     cache: ArtifactCache | None = None
-    progress: bool = False
+    # Where the cell is (ctx.progress.phase("crafting", k, n)): shown under the runner's matrix bar.
+    progress: Progress = field(default_factory=Progress)
     # Where the run loads datasets from (--data-root, --download): a plugin that loads a second
     # dataset, such as a transfer source, must read it from the same place.
     data_root: Path | None = None

@@ -6,8 +6,6 @@ Every function works on whole batches (N, C, H, W); per-example norms are taken 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 
 from benchlab.context import Context
@@ -52,9 +50,9 @@ def missing_budget(value, norm: str, info) -> str | None:
     return None
 
 
-def chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
+def chunks(n: int, size: int = CHUNK) -> list[slice]:
+    """The slices of ``n`` items in chunks of ``size`` (a list: ``ctx.progress.steps`` counts it)."""
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 def per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -24,12 +24,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from .cell import RETRIED_FAILURES, Settings, lost_row, run_cell
+from .eta import estimates
 from .leases import Leases
 from .matrix import Cell, Matrix
 from .plugins import get_registry
+from .progress import Phase, PhaseChannel, RaySink
+from .progress_display import MatrixProgress
 from .reaper import guard_descendants
 from .schedule import ArtifactSchedule, artifact_group, claim_all  # noqa: F401 (public here too)
 from .store import ResultsStore
@@ -81,11 +82,14 @@ def run_matrix(
     gpus_per_cell: float = 0.0,
     threads: int | None = None,
     show_progress: bool = True,
+    on_progress: Callable[[Phase], None] | None = None,
 ) -> RunSummary:
     """Run every cell of ``matrix`` not yet in the database under ``settings.out``.
 
     ``threads``: torch intra-op threads per cell, the same on every executor (default
     ``matrix.numerics``: 1, see :mod:`benchlab.numerics`); part of each cell's identity.
+    ``on_progress``: called in the driver with every phase event of the running cells
+    (:mod:`benchlab.progress`), whatever the executor.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
@@ -112,7 +116,11 @@ def run_matrix(
     runnable = [c for c in todo if c.reason is None]
     for cell in (c for c in todo if c.reason is not None):
         _record(store, summary, run_cell(cell, settings))
-    bar = tqdm(total=len(runnable), desc=f"matrix {matrix.name}", unit="cell", disable=not show_progress)
+    progress = MatrixProgress(matrix.name, estimates(runnable, store.rows() if runnable else []),
+                              1 if executor == "local" else workers,
+                              show=show_progress, on_phase=on_progress)
+    channel = PhaseChannel(progress.phase) if runnable and (show_progress or on_progress) else None
+    settings = dataclasses.replace(settings, progress=channel and channel.sink(executor))
     try:
         with leases.kept():  # other runners on this --out skip the cells this one computes
             pending = runnable
@@ -123,11 +131,12 @@ def run_matrix(
                     row["manifest"]["runner"] = leases.owner
                     _record(store, summary, row)
                     leases.release(row["cell_id"])
-                    bar.update()
-                    bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(summary.counts.items())))
+                    progress.done(row, summary.counts)
                 pending = _await_other_runners([c for c in pending if c.cell_id in leases.held_elsewhere], leases)
     finally:
-        bar.close()
+        if channel is not None:
+            channel.close()
+        progress.close()
         summary.elsewhere = len(leases.done_elsewhere)
         summary.unfinished = len(runnable) - summary.counts["ok"] - summary.counts["failed"] - summary.elsewhere
     return summary
@@ -184,6 +193,9 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
                  log_to_driver=False, ignore_reinit_error=True, configure_logging=True,
                  logging_level=logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR,
                  _temp_dir=temp_dir)
+    ray_sink = settings.progress if isinstance(settings.progress, RaySink) else None
+    if ray_sink is not None:  # the workers' phase events travel through a queue on the cluster
+        settings = dataclasses.replace(settings, progress=ray_sink.connect())
     # Ray reruns a task whose worker or node died, up to max_retries times; after that the cell is
     # recorded as failed (kind "lost") and the run goes on.
     remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=WORKER_RETRIES)(run_cell)
@@ -217,6 +229,8 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
+        if ray_sink is not None:
+            ray_sink.disconnect()  # delivers the last events while the cluster is up
         if started_here:
             ray.shutdown()
         if temp_dir and Path(temp_dir).is_symlink():

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .data import TensorData
+from .progress import Progress
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
@@ -138,7 +139,7 @@ def fit(
     batch_transform: BatchTransform | None = None,
     input_transform=None,
     optimizer: torch.optim.Optimizer | None = None,
-    progress: bool = False,
+    progress: bool | Progress = False,
     desc: str = "train",
     on_epoch_end: Callable[[int], None] | None = None,
 ) -> History:
@@ -149,6 +150,7 @@ def fit(
     ``monitor`` (the clean test set) is evaluated after every epoch for final and peak accuracy.
     ``on_epoch_end(epoch)`` runs after each epoch's last step, before that evaluation: defenses
     that train a second module (a critic) step its schedule or reset their statistics there.
+    ``progress``: a cell's reporter (``ctx.progress``) gets ``training epoch k/n``; True shows a bar.
     """
     device = next(model.parameters()).device
     if recipe.precision not in PRECISIONS:
@@ -167,7 +169,9 @@ def fit(
     elif recipe.schedule == "step":
         epoch_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, max(1, round(0.4 * recipe.epochs)), gamma=0.5)
     history = History()
-    bar = tqdm(range(recipe.epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
+    bar = tqdm(range(recipe.epochs), desc=desc, disable=progress is not True, leave=False, unit="epoch")
+    reporter = progress if isinstance(progress, Progress) else Progress()
+    reporter.phase("training epoch", 0, recipe.epochs)
     for epoch in bar:
         model.train()
         order = torch.randperm(len(train), generator=generator).to(device)
@@ -200,6 +204,7 @@ def fit(
         if monitor is not None:
             history.test_acc.append(evaluate(model, monitor, input_transform))
             bar.set_postfix(test_acc=f"{history.test_acc[-1]:.3f}")
+        reporter.phase("training epoch", epoch + 1, recipe.epochs)
     optimizer.zero_grad(set_to_none=True)  # don't keep a gradient-sized copy of the weights alive
     if recipe.epochs:
         history.train_acc[-1] = evaluate(model, train, input_transform)

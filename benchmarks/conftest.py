@@ -6,6 +6,7 @@ noisy or busy machine slows both sides alike; absolute seconds are recorded but 
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -14,6 +15,17 @@ import pytest
 import torch
 
 from benchlab.heap import keep_freed_memory
+
+_load_at_start = os.getloadavg()
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """What the figures were taken on, for benchmarks/render.py: cores and the load beside the run
+    (1-minute load average at the start and at the end of the session) and the torch build."""
+    machine_info["cpu_count"] = os.cpu_count()
+    machine_info["load_average_start"] = _load_at_start[0]
+    machine_info["load_average_end"] = os.getloadavg()[0]
+    machine_info["torch"] = torch.__version__
 
 
 def best_of(function: Callable[[], object], repeats: int = 3, warmup: bool = False) -> float:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import benchlab
+import benchlab.progress
 from benchlab.cell import Settings, run_cell
 from benchlab.heap import keep_freed_memory
 from benchlab.matrix import Matrix, load_matrix
@@ -173,14 +174,20 @@ def test_killed_run_resumes_without_recomputing_or_losing_rows(tmp_path):
 
 
 @pytest.mark.parametrize("executor", ["process", "ray"])
-def test_parallel_executors_fill_the_same_rows(tmp_path, registry, executor):
+def test_parallel_executors_fill_the_same_rows(tmp_path, registry, monkeypatch, executor):
     if executor == "ray":
         pytest.importorskip("ray")
     matrix = load_matrix(str(_matrix(tmp_path)), registry)
     local = run_matrix(matrix, Settings(out=str(tmp_path / "local")), show_progress=False)
+    monkeypatch.setattr(benchlab.progress, "SEND_INTERVAL", 0.0)  # every epoch reaches the driver
+    events = []
     summary = run_matrix(matrix, Settings(out=str(tmp_path / executor)), executor=executor, workers=2,
-                         show_progress=False)
+                         show_progress=False, on_progress=events.append)
     assert summary.counts == local.counts and summary.unfinished == 0
+    trained = {r["cell_id"] for r in ResultsStore(tmp_path / executor).rows()
+               if r["status"] == "ok" and r["victim"] == "mlp" and not r["metrics"]["cache_hit_model"]}
+    epochs = {c: [e.k for e in events if e.cell_id == c and e.name == "training epoch"] for c in trained}
+    assert trained and all(ks == [0, 1, 2] for ks in epochs.values())  # the workers' epochs, in the driver
     expected = {r["cell_id"]: _numbers(r) for r in ResultsStore(tmp_path / "local").rows()}
     got = {r["cell_id"]: _numbers(r) for r in ResultsStore(tmp_path / executor).rows()}
     assert got.keys() == expected.keys()
@@ -259,7 +266,8 @@ def test_rho_adv_flipped_averages_only_over_the_inputs_the_attack_flipped():
     y = _SignClassifier().predict(x)
     splits = DataSplits(train=TensorData(x, y), test=TensorData(x, y), info=None)
     fitted = benchlab.Fitted(classifier=_SignClassifier())
-    metrics = _evasion_metrics(_HalfFlipAttack(), fitted, splits, ctx=type("Ctx", (), {"seed": 0})())
+    ctx = type("Ctx", (), {"seed": 0, "progress": benchlab.Progress()})()
+    metrics = _evasion_metrics(_HalfFlipAttack(), fitted, splits, ctx=ctx)
     ratios = torch.tensor([0.6, 0.0, 0.8, 0.0]) / x.flatten(1).norm(dim=1)
     assert metrics["robust_acc"] == pytest.approx(0.5)
     assert metrics["rho_adv"] == pytest.approx(ratios.mean().item())

@@ -71,7 +71,8 @@ class HighConfidenceAttack(EvasionAttack):
 
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: Context) -> EvasionResult:
         generator = ctx.generator(self.salt)
-        outputs = [self._perturb_chunk(model, x[s].to(ctx.device), generator) for s in chunks(len(x))]
+        outputs = [self._perturb_chunk(model, x[s].to(ctx.device), generator)
+                   for s in ctx.progress.steps(chunks(len(x)), "batch")]
         x_adv, target, reached, p_target = (torch.cat(parts) for parts in zip(*outputs))
         metrics = {"hc_success_rate": reached.float().mean().item(), "hc_confidence": p_target.mean().item()}
         return EvasionResult(x_adv.to(x.device), target.to(y.device), reached.to(y.device), metrics)

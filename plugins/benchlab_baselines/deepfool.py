@@ -60,7 +60,8 @@ class DeepFool(EvasionAttack):
         return "l2"
 
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: Context) -> torch.Tensor:
-        parts = [self.perturb_chunk(model, x[s].to(ctx.device), y[s].to(ctx.device)) for s in chunks(len(x))]
+        parts = [self.perturb_chunk(model, x[s].to(ctx.device), y[s].to(ctx.device))
+                 for s in ctx.progress.steps(chunks(len(x)), "batch")]
         return torch.cat(parts).to(x.device) if parts else x.clone()
 
     def overshot(self, x: torch.Tensor, iterates: torch.Tensor) -> torch.Tensor:

@@ -56,7 +56,7 @@ class BudgetedAttack(EvasionAttack):
         # One generator for the whole input, drawn in chunk order: reproducible for a fixed seed.
         generator = ctx.generator(self.salt)
         parts = [self.perturb_chunk(model, x[s].to(ctx.device), y[s].to(ctx.device), eps, generator)
-                 for s in chunks(len(x))]
+                 for s in ctx.progress.steps(chunks(len(x)), "batch")]
         return torch.cat(parts).to(x.device) if parts else x.clone()
 
     def perturb_chunk(self, model, x, y, eps: float, generator: torch.Generator) -> torch.Tensor:

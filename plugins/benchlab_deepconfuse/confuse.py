@@ -33,9 +33,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from benchlab import TensorData
+from benchlab import Progress, TensorData
 
 from .diagnostics import TrialRecord, judge, probe_indices
 from .generator import noise_of
@@ -161,7 +160,7 @@ def surrogate_step(surrogate: nn.Module, optimizer: torch.optim.Optimizer, x: to
 
 
 def train_generator(generator: nn.Module, make_surrogate: Callable[[], nn.Module], train: TensorData,
-                    num_classes: int, settings: ConfuseSettings, *, seed: int = 0, progress: bool = False,
+                    num_classes: int, settings: ConfuseSettings, *, seed: int = 0, progress: Progress | None = None,
                     on_trial: Callable[[int, nn.Module], None] | None = None) -> list[TrialRecord]:
     """Train ``generator`` in place with Algorithm ``settings.algorithm``; returns one diagnostic
     record per trial: the mean generator objective L(f_θ'(x), ·) (rising when untargeted, falling
@@ -169,6 +168,7 @@ def train_generator(generator: nn.Module, make_surrogate: Callable[[], nn.Module
 
     ``make_surrogate()`` returns a freshly initialised surrogate f_θ on the data's device (it is
     called under a trial-specific torch seed). ``on_trial(t, surrogate)`` is called after each trial.
+    ``progress`` (a cell's ``ctx.progress``) hears ``trial k/trials``.
     """
     if settings.algorithm not in (1, 2):
         raise ValueError(f"algorithm must be 1 (stored trajectory) or 2 (memory-efficient), not {settings.algorithm}")
@@ -183,7 +183,7 @@ def train_generator(generator: nn.Module, make_surrogate: Callable[[], nn.Module
     generator.requires_grad_(settings.algorithm == 1)
     probe = probe_indices(len(x), seed).to(x.device)
     history, best = [], None  # best: (surrogate accuracy, generator state) of the most damaging g_ξ
-    for trial in tqdm(range(settings.trials), desc="deepconfuse", disable=not progress, unit="trial"):
+    for trial in (progress or Progress()).steps(range(settings.trials), "trial"):
         torch.manual_seed(seed * 100_003 + trial)
         surrogate = make_surrogate().train()
         sgd = torch.optim.SGD(surrogate.parameters(), lr=settings.lr_f, momentum=settings.momentum)

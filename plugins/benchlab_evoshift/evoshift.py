@@ -122,16 +122,22 @@ class EvoShift(PatternPoison):
         shape = tuple(train.x.shape[1:])
         fitness = self.fitness(train, classes, ctx)
 
-        def evaluate(solutions):
-            return fitness([decode(z, classes, pixels, shape) for z in solutions])
-
         x0 = torch.full((dimension(classes, pixels, shape[0]),), 0.5).numpy()
         cma = ResumableCMA(x0, self.p.sigma0, self.p.popsize, seed=ctx.seed, inject=encode(start, shape))
         slot = ctx.artifact(CACHE_KIND, self.search_key(train, pixels, ctx.seed))
         cached = load_history(slot)
+        done = len(cached)  # replayed generations are not evaluated again
+
+        def evaluate(solutions):
+            nonlocal done
+            ctx.progress.phase("CMA-ES generation", done, self.p.generations)
+            done += 1
+            return fitness([decode(z, classes, pixels, shape) for z in solutions])
+
         save = None if len(cached) >= self.p.generations else (
             lambda search, history: save_history(slot, search, history))
         history = cma.run(evaluate, self.p.generations, cached, on_generation=save)
+        ctx.progress.phase("CMA-ES generation", self.p.generations, self.p.generations)
         best, _, _ = history.best()
         return decode(best, classes, pixels, shape), history.cost_tensor()
 

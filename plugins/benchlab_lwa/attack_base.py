@@ -57,7 +57,7 @@ class DirectionalAttack(EvasionAttack):
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: Context) -> torch.Tensor:
         eps = resolve_budget(self.p.eps, self.p.norm, ctx)
         parts = []
-        for part in chunks(len(x)):
+        for part in ctx.progress.steps(chunks(len(x)), "batch"):
             xs, ys = x[part].to(ctx.device), y[part].to(ctx.device)
             parts.append((xs + eps * self.direction(model, xs, ys)).clamp(0.0, 1.0).detach())
         return torch.cat(parts).to(x.device) if parts else x.clone()
@@ -127,7 +127,7 @@ class MinimalDirectionalAttack(EvasionAttack):
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: Context) -> EvasionResult:
         max_eps = self.max_eps(ctx)
         parts, flip_norms = [], []
-        for part in chunks(len(x)):
+        for part in ctx.progress.steps(chunks(len(x)), "batch"):
             xs, ys = x[part].to(ctx.device), y[part].to(ctx.device)
             direction = self.direction(model, xs, ys).detach()
             scale, found = smallest_flip_scale(model, xs, ys, direction, max_eps,

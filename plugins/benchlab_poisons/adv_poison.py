@@ -80,7 +80,7 @@ class AdversarialPoison(PoisonAttack):
         # Descend the loss towards t(y), or ascend it away from y: one signed step rule for both.
         sign = -1.0 if targeted else 1.0
         delta = in_ball(x.shape, "linf", eps, generator).to(x.device, x.dtype)
-        for s in chunks(len(x), NOISE_CHUNK):
+        for s in ctx.progress.steps(chunks(len(x), NOISE_CHUNK), "batch"):
             d = delta[s]
             for _ in range(self.p.steps):
                 d.requires_grad_(True)

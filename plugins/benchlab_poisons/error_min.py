@@ -88,6 +88,7 @@ class ErrorMinimizing(PoisonAttack):
         trainer = SurrogateTrainer(model, self.p.lr, self.p.batch_size, generator)
         rounds, poisoned_acc = 0, 0.0
         while rounds < self.p.max_rounds:
+            ctx.progress.phase("round", rounds, self.p.max_rounds)  # may stop early
             rounds += 1
             trainer.steps(self._apply(x, y, delta), y, self.p.surrogate_steps)
             for _ in range(noise_steps):

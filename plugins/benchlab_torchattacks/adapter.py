@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from benchlab import Classifier, chunks
+from benchlab import Classifier, Progress, chunks
 
 
 class ClassifierModule(nn.Module):
@@ -52,8 +52,11 @@ def frozen(module: nn.Module):
             p.requires_grad_(flag)
 
 
-def run_in_chunks(attack, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``attack(x, y)`` chunk by chunk on ``device`` (bounded memory), clipped to [0, 1], on ``x``'s device."""
-    parts = [attack(x[s].to(device), y[s].to(device)).detach() for s in chunks(len(x))]
+def run_in_chunks(attack, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                  progress: Progress | None = None) -> torch.Tensor:
+    """``attack(x, y)`` chunk by chunk on ``device`` (bounded memory), clipped to [0, 1], on ``x``'s
+    device; ``progress`` (the cell's ``ctx.progress``) hears ``batch k/n``."""
+    parts = [attack(x[s].to(device), y[s].to(device)).detach()
+             for s in (progress or Progress()).steps(chunks(len(x)), "batch")]
     # Some attacks (DeepFool) do not clip their last step exactly to the box.
     return torch.cat(parts).clamp(0.0, 1.0).to(x.device) if parts else x.clone()

@@ -73,7 +73,7 @@ class _TorchAttack(EvasionAttack):
             settings["eps"] = resolve_budget(settings["eps"], self.norm, ctx)
         module = ClassifierModule(model, ctx.device)
         with frozen(module):
-            return run_in_chunks(self.entry.build(module, settings), x, y, ctx.device)
+            return run_in_chunks(self.entry.build(module, settings), x, y, ctx.device, ctx.progress)
 
 
 class TorchAttack(_TorchAttack):

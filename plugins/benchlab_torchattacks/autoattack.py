@@ -69,4 +69,4 @@ class AutoAttack(EvasionAttack):
         with frozen(module):
             attack = standard_autoattack(module, self.p.norm, eps, ctx.info.num_classes,
                                          ctx.generator(self.salt).initial_seed(), self.p.steps, self.p.queries)
-            return run_in_chunks(attack, x, y, ctx.device)
+            return run_in_chunks(attack, x, y, ctx.device, ctx.progress)

@@ -48,4 +48,4 @@ class Square(EvasionAttack):
             attack = torchattacks.Square(module, norm=TORCHATTACKS_NORMS[self.p.norm], eps=eps,
                                          n_queries=self.p.queries, p_init=self.p.p_init, n_restarts=1,
                                          loss="margin", seed=ctx.generator(self.salt).initial_seed())
-            return run_in_chunks(attack, x, y, ctx.device)
+            return run_in_chunks(attack, x, y, ctx.device, ctx.progress)
