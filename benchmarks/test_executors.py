@@ -50,13 +50,13 @@ def test_executors_against_local(benchmark, tmp_path, one_thread):
     print(f"local {local:.1f} s", flush=True)  # each figure as it is measured
     process = benchmark.pedantic(lambda: _timed_run(matrix, tmp_path / "process", executor="process", workers=2),
                                  rounds=1, iterations=1)
-    info.update(process_2_s=process, process_vs_local=process / local)
+    info.update(process_2_s=process, process_vs_local_ratio=process / local)
     print(f"process (2 workers) {process:.1f} s: {process / local:.2f} x local", flush=True)
     warm = _timed_run(matrix, tmp_path / "local")  # every cell finished: only the check and the skip
-    info.update(warm_s=warm, warm_vs_cold=warm / local)
+    info.update(warm_s=warm, warm_vs_cold_ratio=warm / local)
     print(f"warm rerun {warm:.2f} s: {warm / local:.3f} x cold", flush=True)
     if importlib.util.find_spec("ray") is not None:
         ray = _timed_run(matrix, tmp_path / "ray", executor="ray", workers=2)
-        info.update(ray_2_s=ray, ray_vs_process=ray / process)
+        info.update(ray_2_s=ray, ray_vs_process_ratio=ray / process)
         print(f"ray (2 workers) {ray:.1f} s: {ray / process:.2f} x process", flush=True)
 

@@ -245,4 +245,4 @@ def test_cached_poison_and_generator_are_reused_across_defenses_victims_and_frac
     assert any(f.name.endswith("-confusion.png") for f in figures)
     assert any(f.name.endswith("-features.png") for f in figures)  # graynet has a representation split
     assert any(f.name.endswith("-convergence.png") for f in figures)
-    assert all(r["metrics"]["generator_seconds"] > 0 for r in rows)  # kept when the generator is reused
+    assert all(r["metrics"]["seconds_generator"] > 0 for r in rows)  # kept when the generator is reused

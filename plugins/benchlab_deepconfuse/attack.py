@@ -63,7 +63,7 @@ class DeepConfuse(PoisonAttack):
                                            "(1: a pure class-wise pattern)"),
         Metric("generator_objective", False, "the generator's pseudo-update objective over the last trial (it "
                                              "rises when untargeted, falls when target=shift)", fraction=False),
-        Metric("generator_seconds", False, "seconds spent training the generator (recorded with it, so a "
+        Metric("seconds_generator", False, "seconds spent training the generator (recorded with it, so a "
                                           "cached generator reports its original crafting time)", fraction=False),
     )
     params = (
@@ -157,7 +157,7 @@ class DeepConfuse(PoisonAttack):
         extras = {GENERATOR_PREFIX + k: v for k, v in generator.state_dict().items()}
         extras.update(eps=torch.tensor(generator.eps), generator_cached=torch.tensor(cached),
                       diagnostics=torch.tensor(info["diagnostics"], dtype=torch.float64).reshape(-1, len(FIELDS)),
-                      generator_seconds=torch.tensor(float(info["seconds"])))
+                      seconds_generator=torch.tensor(float(info["seconds"])))
         return PoisonedSet(TensorData(x, train.y), mask, extras)
 
     # ---- metrics ---------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ class DeepConfuse(PoisonAttack):
             "noise_class_share": class_share(noise_train, train.y, classes),
             "generator_cache_hit": bool(poison.extras["generator_cached"]),
             "generator_objective": self.last_trial(poison, "objective"),
-            "generator_seconds": float(poison.extras["generator_seconds"]),
+            "seconds_generator": float(poison.extras["seconds_generator"]),
         }
         if self.p.target == "shift":
             out["targeted_success_rate"] = (predictions == self.target_of(test.y, classes)).float().mean().item()

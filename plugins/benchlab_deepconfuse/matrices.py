@@ -49,7 +49,7 @@ TABLE1_FIGURE6_FASHION = {
 }
 
 # The paper's headline scale: the whole training set (60k / 10k, 28x28), 3 seeds. Each row carries the
-# generator's crafting time (``generator_seconds``), recorded with the cached generator.
+# generator's crafting time (``seconds_generator``), recorded with the cached generator.
 TABLE1_FIGURE6_FMNIST = {
     **TABLE1_FIGURE6_DIGITS,
     "name": "deepconfuse-fmnist",

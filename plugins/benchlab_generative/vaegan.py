@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from benchlab import GenerativeHistory, GenerativeVictim, Param, Recipe
 
@@ -69,8 +68,7 @@ class _EncoderDecoder(GenerativeVictim):
         optimizers = self.optimizers(model, recipe)
         history = GenerativeHistory()
         model.train()
-        bar = tqdm(range(recipe.epochs), desc=f"{self.spec}", disable=not ctx.progress, leave=False, unit="epoch")
-        for _ in bar:
+        for _ in ctx.progress.steps(range(recipe.epochs), "training epoch"):
             totals: dict[str, float] = {}
             order = torch.randperm(len(images), generator=generator)
             for start in range(0, len(images), recipe.batch_size):
