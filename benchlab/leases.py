@@ -5,8 +5,9 @@ A lease is a row of the ``leases`` table (cell, owner, expiry), taken in one ``B
 transaction only when the cell has no live lease of another runner and no row recorded since this
 runner started. The owner renews its leases from a background thread while it runs and drops each
 one when the cell's row is recorded. A runner that is killed stops renewing: its leases expire
-and another runner takes the cells over. Lease length: ``$BENCHLAB_LEASE_SECONDS`` (default 120 s,
-renewed every quarter of it).
+and another runner takes the cells over; at once when the killed runner ran on the same machine
+(its process is gone), so a run resumed after a SIGKILL does not wait out its own leases. Lease
+length: ``$BENCHLAB_LEASE_SECONDS`` (default 120 s, renewed every quarter of it).
 """
 
 from __future__ import annotations
@@ -44,6 +45,21 @@ def lease_seconds() -> float:
     return seconds
 
 
+def owner_is_gone(owner: str) -> bool:
+    """Whether ``owner`` (``host:pid:tag``) was a runner on this machine whose process has ended."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's runner: only its lease's expiry tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 class Leases:
     """This runner's leases on the cells of one results database."""
 
@@ -72,6 +88,8 @@ class Leases:
                                       (cell.cell_id, self.started)).fetchone()
                 holder = db.execute("SELECT owner FROM leases WHERE cell_id = ? AND expires > ?",
                                     (cell.cell_id, now)).fetchone()
+                if holder and holder[0] != self.owner and owner_is_gone(holder[0]):
+                    holder = None  # a killed runner on this machine: take its cell over now
                 if recorded:
                     self.done_elsewhere.add(cell.cell_id)
                 elif holder and holder[0] != self.owner:
@@ -116,9 +134,10 @@ class Leases:
             return None
         marks = ",".join("?" * len(ids))
         with closing(self._connect()) as db:
-            (expires,) = db.execute(f"SELECT min(expires) FROM leases WHERE owner != ? AND cell_id IN ({marks})",
-                                    (self.owner, *ids)).fetchone()
-        return expires
+            leases = db.execute(f"SELECT owner, expires FROM leases WHERE owner != ? AND cell_id IN ({marks})",
+                                (self.owner, *ids)).fetchall()
+        # a lease of a runner gone from this machine is as good as expired
+        return min((0.0 if owner_is_gone(owner) else expires for owner, expires in leases), default=None)
 
     @contextmanager
     def kept(self):

@@ -24,12 +24,8 @@ from benchlab.testing import check_plugin, make_context
 TINY_SPEC = "deepconfuse:trials=1,maxiter=4,surrogate=graynet"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread: the margins these tests assert were measured that way.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
