@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Iterable
 
 from .matrix import Cell
+from .schedule import artifact_group
 
 # From the finest match to the coarsest; "cold": the cell builds its artifact.
 LEVELS = (
@@ -67,8 +68,6 @@ class Durations:
 
 def estimates(cells: list[Cell], rows: Iterable[dict]) -> dict[str, float | None]:
     """Each cell's estimated seconds; the first cell of each artifact group is the one that builds it."""
-    from .runner import artifact_group
-
     durations = Durations(rows)
     seen: set[tuple] = set()
     out = {}

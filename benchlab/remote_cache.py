@@ -12,7 +12,6 @@ its checksum. A remote that fails (unreachable, no permission) costs a warning, 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -20,6 +19,8 @@ import uuid
 from pathlib import Path
 
 import fsspec
+
+from .cache import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class RemoteCache:
             meta = json.loads(self.fs.cat_file(meta_remote))
             data_path.parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(data_remote, str(tmp))
-            digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+            digest = file_sha256(tmp)
             if digest != meta["sha256"]:
                 raise ValueError(f"SHA-256 mismatch ({digest[:12]} != {str(meta['sha256'])[:12]})")
         except Exception as error:  # absent, unreachable or bad: the artifact is built here
