@@ -11,13 +11,17 @@ closely as the records allow:
 2. the same plugin names (other parameters), same dataset;
 3. the same spec or names on another dataset, scaled by how much slower the target dataset
    trains the same defense and victim in the records (else by training-set size × input size);
-4. a stated default (:data:`DEFAULT_SECONDS`).
+4. only then the victim's (or the attack's) records under any defense, this dataset first;
+5. a stated default (:data:`DEFAULT_SECONDS`).
 
-``plan --calibrate`` first runs, on each dataset without records, the matrix's own cheapest cells
-per victim (a clean training, and an evasion attack on it): real cells, recorded, skipped by the
-run later, that give rules 1-3 something to match.
+``plan --calibrate`` first runs real cells of the matrix (recorded, skipped by the run later) that
+give rules 1-3 something to match: on each dataset without records, the cheapest cells per victim
+(a clean training, and an evasion attack on it), and one training of each defense and one run of
+each evasion attack that no record has.
 
-Trainings are scaled by the ratio of epochs (the matrix recipe's against the recorded row's).
+Trainings are scaled by the ratio of epochs (the matrix recipe's against the recorded row's), and
+every estimate by the ratio of the parameters that cost time in proportion (:data:`WORK_PARAMS`:
+steps, trees, trials...), defaults filled in.
 Each estimate records which rule gave it. The run itself is then simulated on N workers with the
 executors' own schedule (:class:`~benchlab.schedule.ArtifactSchedule`: an artifact's first cell,
 then its dependants; a cell needing a model another worker is still training waits for it): the
@@ -33,10 +37,13 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
 from .matrix import Cell
-from .params import parse_spec
+from .params import parse_spec, resolve_params
 from .schedule import ArtifactSchedule
 
 DEFAULT_SECONDS = {"craft": 30.0, "fit": 20.0, "attack": 5.0, "overhead": 1.0}
+# Parameters that cost time in proportion: a record of ``pgd:steps=5`` says ``pgd`` at its default
+# 10 steps takes twice as long, ``random-forest:trees=50`` that 300 trees take six times as long.
+WORK_PARAMS = ("steps", "trees", "trials", "iterations", "restarts")
 SOURCES = ("recorded", "coarser", "other dataset", "default")
 
 
@@ -48,19 +55,40 @@ def _levels(kind: str, dataset: str, attack: str, defense: str, victim: str) -> 
     """Lookup keys from closest to coarsest, each with the rule it stands for."""
     a, d, v = _name(attack), _name(defense), _name(victim)
     if kind == "craft":
-        same = [("recorded", (attack, dataset)), ("coarser", (a, dataset))]
-        other = [(attack,), (a,)]
-    elif kind == "fit":
-        same = [("recorded", (defense, victim, dataset)), ("coarser", (d, v, dataset)), ("coarser", (v, dataset))]
-        other = [(defense, victim), (d, v), (v,)]
-    elif kind == "attack":
-        same = [("recorded", (attack, defense, victim, dataset)), ("coarser", (attack, v, dataset)),
-                ("coarser", (a, v, dataset)), ("coarser", (a, dataset))]
-        other = [(attack, v), (a, v), (a,)]
-    else:  # overhead: loading, evaluation, bookkeeping
-        same = [("recorded", (dataset,))]
-        other = [()]
-    return same + [("other dataset", key) for key in other]
+        return [("recorded", (attack, dataset)), ("coarser", (a, dataset)),
+                ("other dataset", (attack,)), ("other dataset", (a,))]
+    if kind == "fit":  # the defense decides the cost more than the dataset: its other-dataset records
+        return [("recorded", (defense, victim, dataset)), ("coarser", (d, v, dataset)),  # come before
+                ("other dataset", (defense, victim)), ("other dataset", (d, v)),           # the victim's
+                ("coarser", (v, dataset)), ("other dataset", (v,))]                        # other defenses
+    if kind == "attack":
+        return [("recorded", (attack, defense, victim, dataset)), ("coarser", (attack, v, dataset)),
+                ("coarser", (a, v, dataset)), ("other dataset", (attack, v)), ("other dataset", (a, v)),
+                ("coarser", (a, dataset)), ("other dataset", (a,))]
+    return [("recorded", (dataset,)), ("other dataset", ())]  # overhead: loading, evaluation, bookkeeping
+
+
+def work_of(registry, kind: str, spec: str) -> float:
+    """The product of a spec's proportional-cost parameters, defaults filled in (1 when it has none or
+    does not resolve)."""
+    try:
+        cls = registry.get(kind, _name(spec))
+        values = resolve_params(_name(spec), cls.params, parse_spec(spec))
+    except Exception:  # an unknown or malformed spec in an old row: not scaled
+        return 1.0
+    return float(math.prod(v for k, v in values.items() if k in WORK_PARAMS and isinstance(v, (int, float)) and v > 0))
+
+
+def work_units(registry, kind: str, attack: str, defense: str, victim: str) -> float:
+    """How much work one craft, training or attack run of these specs is, relative to other
+    parameters of the same plugins (see :data:`WORK_PARAMS`)."""
+    if registry is None:
+        return 1.0
+    if kind == "fit":
+        return work_of(registry, "defenses", defense) * work_of(registry, "victims", victim)
+    if kind in ("craft", "attack"):
+        return work_of(registry, "attacks", attack)
+    return 1.0
 
 
 @dataclass
@@ -72,9 +100,11 @@ class Estimate:
 class DurationModel:
     """Durations of crafts, trainings, attack runs and per-cell overhead, learned from stored rows."""
 
-    def __init__(self, rows: list[dict], sizes: dict[str, float] | None = None):
+    def __init__(self, rows: list[dict], sizes: dict[str, float] | None = None, registry=None):
         self.sizes = sizes or {}  # dataset spec -> training examples × input values (for scaling)
-        self._seen: dict[tuple, list[tuple[float, str, float | None]]] = defaultdict(list)
+        self.registry = registry  # resolves specs' proportional-cost parameters (None: not scaled)
+        self._work: dict[tuple, float] = {}
+        self._seen: dict[tuple, list[tuple[float, str, float | None, float]]] = defaultdict(list)
         for row in rows:
             if row["status"] != "ok":
                 continue
@@ -90,9 +120,16 @@ class DurationModel:
             spent = sum(m.get(k, 0.0) for k in ("seconds_craft", "seconds_fit", "seconds_attack"))
             facts.append(("overhead", max(row["duration_s"] - spent, 0.0), None))
             for kind, seconds, per in facts:
+                work = self.work(kind, row["attack"], row["defense"], row["victim"])
                 for _, key in _levels(kind, row["dataset"], row["attack"], row["defense"], row["victim"]):
-                    self._seen[(kind, *key)].append((seconds, row["dataset"], per))
+                    self._seen[(kind, *key)].append((seconds, row["dataset"], per, work))
         self.ratios = self._dataset_ratios()
+
+    def work(self, kind: str, attack: str, defense: str, victim: str) -> float:
+        key = (kind, attack, defense, victim)
+        if key not in self._work:
+            self._work[key] = work_units(self.registry, kind, attack, defense, victim)
+        return self._work[key]
 
     def _dataset_ratios(self) -> dict[tuple[str, str], float]:
         """How much slower each dataset trains than another: the median ratio of per-epoch training
@@ -101,8 +138,8 @@ class DurationModel:
         per_dataset: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for key, seen in self._seen.items():
             if key[0] == "fit" and len(key) == 3:  # (kind, defense, victim): recorded on any dataset
-                for seconds, dataset, epochs in seen:
-                    per_dataset[key][dataset].append(seconds / (epochs or 1))
+                for seconds, dataset, epochs, work in seen:
+                    per_dataset[key][dataset].append(seconds / (epochs or 1) / work)
         pairs: dict[tuple[str, str], list[float]] = defaultdict(list)
         for by_dataset in per_dataset.values():
             medians = {d: statistics.median(v) for d, v in by_dataset.items()}
@@ -123,12 +160,14 @@ class DurationModel:
 
     def estimate(self, kind: str, cell: Cell) -> Estimate:
         epochs = dict(cell.recipe).get("epochs")
+        work = self.work(kind, cell.attack, cell.defense, cell.victim)
         for source, key in _levels(kind, cell.dataset, cell.attack, cell.defense, cell.victim):
             seen = self._seen.get((kind, *key))
             if not seen:
                 continue
             values = []
-            for seconds, dataset, recorded_epochs in seen:
+            for seconds, dataset, recorded_epochs, recorded_work in seen:
+                seconds *= work / recorded_work
                 if kind == "fit" and epochs and recorded_epochs:
                     seconds *= epochs / recorded_epochs
                 if dataset != cell.dataset:
@@ -269,7 +308,7 @@ def make_plan(cells: list[Cell], done: set[str], rows: list[dict], registry, siz
         if cell.attack not in attacks:
             attacks[cell.attack] = getattr(registry.get("attacks", _name(cell.attack)), "leaves_data_clean", False)
         keys[cell.cell_id] = artifact_keys(cell, defenses[cell.defense], attacks[cell.attack])
-    model = DurationModel(rows, sizes)
+    model = DurationModel(rows, sizes, registry)
     return Plan(cells, todo, done, keys, model, simulate(todo, model, keys, 1))
 
 
@@ -292,13 +331,28 @@ def duration(seconds: float) -> str:
 
 
 def calibration_cells(cells: list[Cell], rows: list[dict]) -> list[Cell]:
-    """Per dataset with no recorded row and per victim: the matrix's first clean-training cell
-    (a poison cell of an attack that leaves the data clean, or else of the first poison) and the
-    first evasion cell on the same defense, both preferring the ``erm`` defense."""
-    recorded = {r["dataset"] for r in rows if r["status"] == "ok"}
+    """What to run before estimating. Per dataset with no recorded row and per victim: the matrix's
+    first clean-training cell (a poison cell of an attack that leaves the data clean, or else of the
+    first poison) and the first evasion cell on the same defense, both preferring ``erm``. Per
+    defense name trained nowhere in the records: one cell training it, on a recorded dataset where
+    possible (its time there scales to the others), as a clean training; and per evasion attack
+    name run nowhere, one cell on ``erm``. Without these a defense such as adversarial training,
+    many times the cost of ``erm``, would be estimated from ``erm``."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    recorded = {r["dataset"] for r in ok}
+    trained = {_name(r["defense"]) for r in ok if r["metrics"].get("cache_hit_model") is False}
+    attacked = {_name(r["attack"]) for r in ok if r["threat"] == "evasion" and "seconds_attack" in r["metrics"]}
+    runnable = [c for c in cells if c.reason is None]
     chosen: dict[tuple, Cell] = {}
-    ranked = sorted((c for c in cells if c.reason is None and c.dataset not in recorded),
+    ranked = sorted((c for c in runnable if c.dataset not in recorded),
                     key=lambda c: (_name(c.defense) != "erm", _name(c.attack) not in ("clean", "none")))
     for cell in ranked:
         chosen.setdefault((cell.dataset, cell.victim, cell.threat), cell)
-    return list(chosen.values())
+    cheapest_first = sorted(runnable, key=lambda c: (c.dataset not in recorded, _name(c.attack) not in ("clean", "none"),
+                                                     _name(c.defense) != "erm"))
+    for cell in cheapest_first:
+        if _name(cell.defense) not in trained:
+            chosen.setdefault(("defense", _name(cell.defense)), cell)
+        if cell.threat == "evasion" and _name(cell.attack) not in attacked and _name(cell.defense) == "erm":
+            chosen.setdefault(("attack", _name(cell.attack)), cell)
+    return list(dict.fromkeys(chosen.values()))

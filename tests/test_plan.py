@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from benchlab.cli import main
 from benchlab.matrix import Matrix
-from benchlab.plan import DEFAULT_SECONDS, DurationModel, make_plan
+from benchlab.plan import DEFAULT_SECONDS, DurationModel, calibration_cells, make_plan
 from benchlab.store import ResultsStore
 
 
@@ -46,6 +46,40 @@ def test_durations_fall_back_from_exact_to_coarser_to_other_dataset_to_default(r
     assert model.estimate("craft", random_pixels).source == "default"
     assert model.estimate("craft", random_pixels).seconds == DEFAULT_SECONDS["craft"]
     assert model.estimate("overhead", exact).seconds == pytest.approx(1.0)
+
+
+def test_a_defense_recorded_on_another_dataset_outranks_other_defenses_on_this_one(registry):
+    (pgd_at,) = _cells(registry, ["clean"], defenses=["pgd-at"], datasets=["fashion-mnist"])
+    rows = [_row("clean", "erm", "mlp", dataset="fashion-mnist", seconds_fit=10.0, cache_hit_model=False),
+            _row("clean", "erm", "mlp", seconds_fit=2.0, cache_hit_model=False),
+            _row("clean", "pgd-at", "mlp", seconds_fit=30.0, cache_hit_model=False)]  # digits only
+    estimate = DurationModel(rows).estimate("fit", pgd_at)
+    # pgd-at's digits time, scaled by how much slower fashion-mnist trains erm (5x): not erm's 10 s
+    assert estimate.source == "other dataset" and estimate.seconds == pytest.approx(150.0)
+
+
+def test_estimates_scale_with_steps_and_trees_against_the_recorded_parameters(registry):
+    (pgd,) = _cells(registry, ["pgd"])  # default 10 steps
+    (forest,) = _cells(registry, ["clean"], victims=["random-forest"])  # default 300 trees
+    rows = [_row("pgd:steps=5", "erm", "mlp", threat="evasion", seconds_attack=2.0, cache_hit_model=True),
+            _row("clean", "erm", "random-forest:trees=50", seconds_fit=1.0, cache_hit_model=False)]
+    model = DurationModel(rows, registry=registry)
+    assert model.estimate("attack", pgd).seconds == pytest.approx(4.0)
+    assert model.estimate("fit", forest).seconds == pytest.approx(6.0)
+    assert DurationModel(rows).estimate("attack", pgd).seconds == pytest.approx(2.0)  # no registry: unscaled
+
+
+def test_calibration_trains_each_unrecorded_defense_and_runs_each_unrecorded_attack_once(registry):
+    cells = _cells(registry, ["clean", "uniform-noise", "none", "fgsm", "pgd"],
+                   defenses=["erm", "pgd-at", "weight-decay"], seeds=[0, 1])
+    rows = [_row("clean", "erm", "mlp", seconds_fit=2.0, cache_hit_model=False),
+            _row("fgsm", "erm", "mlp", threat="evasion", seconds_attack=1.0, seconds_fit=0.0, cache_hit_model=True)]
+    chosen = calibration_cells(cells, rows)
+    assert sorted((c.defense.split(":")[0], c.attack.split(":")[0]) for c in chosen) == [
+        ("erm", "none"), ("erm", "pgd"), ("pgd-at", "clean"), ("weight-decay", "clean")]
+    assert all(c.seed == 0 for c in chosen) and len(set(chosen)) == len(chosen)
+    assert calibration_cells(cells, rows + [_row(c.attack, c.defense, "mlp", seconds_fit=1.0, seconds_attack=1.0,
+                                                 threat=c.threat, cache_hit_model=False) for c in chosen]) == []
 
 
 def test_the_simulated_schedule_builds_each_artifact_once_and_bounds_the_wall_time(registry):

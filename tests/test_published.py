@@ -140,11 +140,16 @@ def test_run_renders_under_out_unless_published(tmp_path, monkeypatch):
     assert (tmp_path / "leaderboards" / "tiny" / PAGE).exists()
 
 
-def test_committed_smoke_leaderboard_rerenders_byte_identical(tmp_path):
-    committed = Path(__file__).resolve().parent.parent / "leaderboards" / "smoke"
+COMMITTED = Path(__file__).resolve().parent.parent / "leaderboards"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in COMMITTED.iterdir() if p.is_dir()) if COMMITTED.is_dir() else
+                         ["smoke"])
+def test_committed_leaderboards_rerender_byte_identical(tmp_path, name):
+    committed = COMMITTED / name
     if not published.is_published(committed):
-        pytest.skip("no published smoke leaderboard in this checkout")
-    copy = tmp_path / "smoke"
+        pytest.skip(f"no published {name} leaderboard in this checkout")
+    copy = tmp_path / name
     shutil.copytree(committed, copy)
     published.render(copy, html=(committed / PAGE).exists())
     for path in committed.iterdir():
