@@ -123,7 +123,7 @@ class DurationModel:
                 work = self.work(kind, row["attack"], row["defense"], row["victim"])
                 for _, key in _levels(kind, row["dataset"], row["attack"], row["defense"], row["victim"]):
                     self._seen[(kind, *key)].append((seconds, row["dataset"], per, work))
-        self.ratios = self._dataset_ratios()
+        self.ratios = {kind: self._dataset_ratios(kind) for kind in ("fit", "attack")}
 
     def work(self, kind: str, attack: str, defense: str, victim: str) -> float:
         key = (kind, attack, defense, victim)
@@ -131,13 +131,14 @@ class DurationModel:
             self._work[key] = work_units(self.registry, kind, attack, defense, victim)
         return self._work[key]
 
-    def _dataset_ratios(self) -> dict[tuple[str, str], float]:
-        """How much slower each dataset trains than another: the median ratio of per-epoch training
-        times of the same defense and victim recorded on both (cost does not follow data size alone:
-        a small MLP is bound by per-batch overhead, a convolution by input size)."""
+    def _dataset_ratios(self, kind: str) -> dict[tuple[str, str], float]:
+        """How much slower each dataset trains (or attacks) than another: the median ratio of the
+        per-epoch training times of the same defense and victim (the run times of the same attack on
+        the same victim) recorded on both. Cost does not follow data size alone: a small MLP is
+        bound by per-batch overhead, a convolution by input size; an attack runs on the test set."""
         per_dataset: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for key, seen in self._seen.items():
-            if key[0] == "fit" and len(key) == 3:  # (kind, defense, victim): recorded on any dataset
+            if key[0] == kind and len(key) == 3:  # (kind, defense or attack, victim): on any dataset
                 for seconds, dataset, epochs, work in seen:
                     per_dataset[key][dataset].append(seconds / (epochs or 1) / work)
         pairs: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -149,11 +150,13 @@ class DurationModel:
                         pairs[(source, target)].append(high / low)
         return {pair: statistics.median(values) for pair, values in pairs.items()}
 
-    def scale(self, source: str, target: str) -> float | None:
-        """The factor from a duration on ``source`` to one on ``target``: measured (:meth:`_dataset_ratios`),
-        else by training examples × input values, else None (not comparable)."""
-        if (source, target) in self.ratios:
-            return self.ratios[(source, target)]
+    def scale(self, source: str, target: str, kind: str = "fit") -> float | None:
+        """The factor from a duration on ``source`` to one on ``target``: measured for this kind of
+        work (:meth:`_dataset_ratios`), else measured for training, else by training examples × input
+        values, else None (not comparable)."""
+        for ratios in (self.ratios.get(kind, {}), self.ratios["fit"]):
+            if (source, target) in ratios:
+                return ratios[(source, target)]
         if source in self.sizes and target in self.sizes:
             return self.sizes[target] / self.sizes[source]
         return None
@@ -171,7 +174,7 @@ class DurationModel:
                 if kind == "fit" and epochs and recorded_epochs:
                     seconds *= epochs / recorded_epochs
                 if dataset != cell.dataset:
-                    factor = self.scale(dataset, cell.dataset)
+                    factor = self.scale(dataset, cell.dataset, kind)
                     if factor is None:
                         continue
                     seconds *= factor
@@ -332,8 +335,8 @@ def duration(seconds: float) -> str:
 
 def calibration_cells(cells: list[Cell], rows: list[dict]) -> list[Cell]:
     """What to run before estimating. Per dataset with no recorded row and per victim: the matrix's
-    first clean-training cell (a poison cell of an attack that leaves the data clean, or else of the
-    first poison) and the first evasion cell on the same defense, both preferring ``erm``. Per
+    first clean-training cell (``clean``, else the first poison) and its first evasion cell of an
+    attack other than ``none``, both preferring ``erm``. Per
     defense name trained nowhere in the records: one cell training it, on a recorded dataset where
     possible (its time there scales to the others), as a clean training; and per evasion attack
     name run nowhere, one cell on ``erm``. Without these a defense such as adversarial training,
@@ -344,8 +347,9 @@ def calibration_cells(cells: list[Cell], rows: list[dict]) -> list[Cell]:
     attacked = {_name(r["attack"]) for r in ok if r["threat"] == "evasion" and "seconds_attack" in r["metrics"]}
     runnable = [c for c in cells if c.reason is None]
     chosen: dict[tuple, Cell] = {}
-    ranked = sorted((c for c in runnable if c.dataset not in recorded),
-                    key=lambda c: (_name(c.defense) != "erm", _name(c.attack) not in ("clean", "none")))
+    ranked = sorted((c for c in runnable if c.dataset not in recorded),  # a clean training; a real attack
+                    key=lambda c: (_name(c.defense) != "erm",
+                                   _name(c.attack) != "clean" if c.threat == "poison" else _name(c.attack) == "none"))
     for cell in ranked:
         chosen.setdefault((cell.dataset, cell.victim, cell.threat), cell)
     cheapest_first = sorted(runnable, key=lambda c: (c.dataset not in recorded, _name(c.attack) not in ("clean", "none"),
