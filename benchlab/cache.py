@@ -45,11 +45,12 @@ def file_sha256(path: Path) -> str:
 class ArtifactCache:
     """``ROOT/<kind>/<key>.safetensors`` plus ``<key>.json`` (hash + metadata)."""
 
-    def __init__(self, root: str | Path, salt: str = "", remote_url: str | None = None):
+    def __init__(self, root: str | Path, salt: str = "", remote_url: str | None = None, remote=None):
         self.root = Path(root)
-        # A second level behind this one (benchlab.remote_cache): fetched on a miss, pushed on save.
-        self.remote = None
-        if remote_url:
+        # A second level behind this one (benchlab.remote_cache at remote_url, or benchlab.depot's
+        # client on Ray): fetched on a miss, pushed on save.
+        self.remote = remote
+        if remote_url and remote is None:
             from .remote_cache import remote_cache
 
             self.remote = remote_cache(remote_url)

@@ -57,6 +57,9 @@ class Settings:
     progress: Callable[[Phase], None] | None = None
     matrix: str = "adhoc"
     cache_url: str | None = None  # a second-level artifact cache (fsspec URL), behind OUT/cache
+    # On Ray (benchlab.depot): the cache lives in node-local scratch, the depot actor behind it.
+    scratch: str | None = None
+    depot: object | None = None
 
 
 @functools.lru_cache(maxsize=4)
@@ -141,7 +144,13 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     attack = registry.create("attacks", cell.attack)
     defense = registry.create("defenses", cell.defense)
     victim = registry.create("victims", cell.victim)
-    cache = ArtifactCache(Path(settings.out) / "cache", salt=cache_key(cell.numerics), remote_url=settings.cache_url)
+    if settings.depot is not None:
+        from .depot import DepotClient
+
+        cache = ArtifactCache(Path(settings.scratch) / "cache", salt=cache_key(cell.numerics),
+                              remote=DepotClient(settings.depot))
+    else:
+        cache = ArtifactCache(Path(settings.out) / "cache", salt=cache_key(cell.numerics), remote_url=settings.cache_url)
     ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=progress,
                   recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim,
                   data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download,

@@ -2,7 +2,8 @@
 
 Executors: ``local`` (this process, the default), ``process`` (N worker processes on this machine)
 and ``ray`` (a Ray cluster, or a local one started on demand). Workers only compute and *return*
-rows; the driver alone writes the database, one transaction per cell, as each result arrives. A
+rows; the driver alone writes the database, one transaction per cell, as each result arrives. Ray
+workers do not touch ``--out`` at all: their artifacts go through :mod:`benchlab.depot`. A
 killed run therefore loses only cells in flight, and a rerun picks up exactly those.
 
 Parallel executors start artifact cells first (:mod:`benchlab.schedule`). A worker that dies costs
@@ -196,9 +197,18 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
     ray_sink = settings.progress if isinstance(settings.progress, RaySink) else None
     if ray_sink is not None:  # the workers' phase events travel through a queue on the cluster
         settings = dataclasses.replace(settings, progress=ray_sink.connect())
+    # Workers cache in node-local scratch; the depot, on this node, alone reads and writes OUT/cache.
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from .depot import Depot, run_cell_on_node, scratch_root
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    depot = ray.remote(num_cpus=0, max_restarts=-1)(Depot).options(scheduling_strategy=here).remote(
+        str(Path(settings.out).resolve() / "cache"), settings.cache_url)
+    settings = dataclasses.replace(settings, depot=depot, scratch=scratch_root(settings.out), cache_url=None)
     # Ray reruns a task whose worker or node died, up to max_retries times; after that the cell is
     # recorded as failed (kind "lost") and the run goes on.
-    remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=WORKER_RETRIES)(run_cell)
+    remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_cell, max_retries=WORKER_RETRIES)(run_cell_on_node)
     # Twice the tasks the cluster can run at once are in flight: enough to keep it busy, few enough
     # that cells are claimed (cooperating runners) only shortly before they start.
     resources = ray.cluster_resources()
@@ -229,6 +239,8 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
+        log.info("depot: %s", ray.get(depot.stats.remote()))
+        ray.kill(depot)
         if ray_sink is not None:
             ray_sink.disconnect()  # delivers the last events while the cluster is up
         if started_here:
