@@ -239,8 +239,11 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
-        log.info("depot: %s", ray.get(depot.stats.remote()))
-        ray.kill(depot)
+        try:
+            log.info("depot: %s", ray.get(depot.stats.remote(), timeout=30))
+            ray.kill(depot)
+        except ray.exceptions.RayError as error:  # a lost depot must not hide the run's own outcome
+            log.warning("depot: %s", error)
         if ray_sink is not None:
             ray_sink.disconnect()  # delivers the last events while the cluster is up
         if started_here:
