@@ -27,6 +27,8 @@ from safetensors.torch import load_file, save_file
 
 log = logging.getLogger(__name__)
 
+MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes: a larger one is not ours
+
 
 def cache_key(*parts) -> str:
     """Stable hash of JSON-able parts (dict order does not matter)."""

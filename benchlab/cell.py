@@ -144,13 +144,13 @@ def _execute(cell: Cell, settings: Settings, device: torch.device) -> dict:
     attack = registry.create("attacks", cell.attack)
     defense = registry.create("defenses", cell.defense)
     victim = registry.create("victims", cell.victim)
-    if settings.depot is not None:
+    remote = None
+    if settings.depot is not None:  # on Ray: this node's scratch, the depot behind it
         from .depot import DepotClient
 
-        cache = ArtifactCache(Path(settings.scratch) / "cache", salt=cache_key(cell.numerics),
-                              remote=DepotClient(settings.depot))
-    else:
-        cache = ArtifactCache(Path(settings.out) / "cache", salt=cache_key(cell.numerics), remote_url=settings.cache_url)
+        remote = DepotClient(settings.depot)
+    cache = ArtifactCache(Path(settings.scratch or settings.out) / "cache", salt=cache_key(cell.numerics),
+                          remote_url=settings.cache_url, remote=remote)
     ctx = Context(seed=cell.seed, device=device, info=splits.info, cache=cache, progress=progress,
                   recipe_overrides=dict(cell.recipe), monitor=splits.test, victim=victim,
                   data_root=Path(settings.data_root) if settings.data_root else None, download=settings.download,

@@ -23,15 +23,15 @@ import re
 import tempfile
 from pathlib import Path
 
+from .cache import MAX_SIDECAR_BYTES
+
 KIND = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 DATA_NAME = re.compile(r"^[0-9a-f]{24}\.safetensors$")
-MAX_SIDECAR_BYTES = 1 << 20
 
 
-def _checked(kind: str, name: str) -> tuple[str, str]:
+def _check(kind: str, name: str) -> None:
     if not (isinstance(kind, str) and KIND.match(kind) and isinstance(name, str) and DATA_NAME.match(name)):
         raise ValueError(f"not an artifact name: {kind!r}/{name!r}")
-    return kind, name
 
 
 def _sidecar(data_path: Path) -> Path:
@@ -57,7 +57,7 @@ class Depot:
         self.counts = {"get": 0, "hit": 0, "put": 0, "refused": 0}
 
     def _paths(self, kind: str, name: str) -> tuple[Path, Path]:
-        kind, name = _checked(kind, name)
+        _check(kind, name)
         data_path = self.root / kind / name
         return data_path, _sidecar(data_path)
 
@@ -67,7 +67,6 @@ class Depot:
         self.counts["get"] += 1
         data_path, meta_path = self._paths(kind, name)
         if not (data_path.exists() and meta_path.exists()) and self.remote is not None:
-            data_path.parent.mkdir(parents=True, exist_ok=True)
             self.remote.fetch(kind, data_path, meta_path)
         try:
             if meta_path.stat().st_size > MAX_SIDECAR_BYTES:

@@ -336,11 +336,11 @@ def duration(seconds: float) -> str:
 def calibration_cells(cells: list[Cell], rows: list[dict]) -> list[Cell]:
     """What to run before estimating. Per dataset with no recorded row and per victim: the matrix's
     first clean-training cell (``clean``, else the first poison) and its first evasion cell of an
-    attack other than ``none``, both preferring ``erm``. Per
-    defense name trained nowhere in the records: one cell training it, on a recorded dataset where
-    possible (its time there scales to the others), as a clean training; and per evasion attack
-    name run nowhere, one cell on ``erm``. Without these a defense such as adversarial training,
-    many times the cost of ``erm``, would be estimated from ``erm``."""
+    attack other than ``none``, both preferring ``erm``. Per defense name trained nowhere in the
+    records: one cell training it, on a recorded dataset where possible (its time there scales to
+    the others), as a clean training; and per evasion attack name run nowhere, one cell on ``erm``.
+    Without these a defense such as adversarial training, many times the cost of ``erm``, would be
+    estimated from ``erm``."""
     ok = [r for r in rows if r["status"] == "ok"]
     recorded = {r["dataset"] for r in ok}
     trained = {_name(r["defense"]) for r in ok if r["metrics"].get("cache_hit_model") is False}
@@ -352,8 +352,8 @@ def calibration_cells(cells: list[Cell], rows: list[dict]) -> list[Cell]:
                                    _name(c.attack) != "clean" if c.threat == "poison" else _name(c.attack) == "none"))
     for cell in ranked:
         chosen.setdefault((cell.dataset, cell.victim, cell.threat), cell)
-    cheapest_first = sorted(runnable, key=lambda c: (c.dataset not in recorded, _name(c.attack) not in ("clean", "none"),
-                                                     _name(c.defense) != "erm"))
+    cheapest_first = sorted(runnable, key=lambda c: (
+        c.dataset not in recorded, _name(c.attack) not in ("clean", "none"), _name(c.defense) != "erm"))
     for cell in cheapest_first:
         if _name(cell.defense) not in trained:
             chosen.setdefault(("defense", _name(cell.defense)), cell)

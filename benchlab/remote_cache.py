@@ -20,12 +20,9 @@ from pathlib import Path
 
 import fsspec
 
-from .cache import file_sha256
+from .cache import MAX_SIDECAR_BYTES, file_sha256
 
 log = logging.getLogger(__name__)
-
-MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes: a larger one is not ours
-
 
 class RemoteCache:
     def __init__(self, url: str):

@@ -96,16 +96,17 @@ def two_nodes(tmp_path_factory, monkeypatch):
     port = _free_port()
     common = ["--num-cpus=1", "--disable-usage-stats", "--block"]
     nodes = []
+
+    def start(*args):
+        nodes.append(subprocess.Popen([ray_cli, "start", *args, *common], start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
     try:
-        for args in ([f"--head", f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false"],
-                     [f"--address=127.0.0.1:{port}"]):
-            nodes.append(subprocess.Popen([ray_cli, "start", *args, *common], start_new_session=True,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            _wait_for_port(port, 120)
+        start("--head", f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false")
+        _wait_for_port(port, 120)
+        start(f"--address=127.0.0.1:{port}")  # the driver waits for it to join
         yield f"127.0.0.1:{port}"
     finally:
-        if ray.is_initialized():
-            ray.shutdown()
         for node in reversed(nodes):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(node.pid, signal.SIGTERM)
