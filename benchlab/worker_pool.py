@@ -44,15 +44,20 @@ def run_in_processes(cells: list[Cell], settings: Settings, workers: int, claim:
             running: dict[Future, Cell] = {}
             broken = False
             while not broken:
-                # Suspects run alone; otherwise keep every worker busy.
+                # Suspects run alone; otherwise keep every worker busy. A worker can die between the
+                # wait and a submit: the pool then refuses the submit, and the cell stays queued.
                 if suspects and not running:
-                    suspect = suspects.popleft()
-                    running[pool.submit(run_cell, suspect, settings)] = suspect
-                while cell and not suspects and len(running) < workers:
+                    if _submitted(pool, running, suspects[0], settings):
+                        suspects.popleft()
+                    else:
+                        broken = True
+                while not broken and cell and not suspects and len(running) < workers:
                     first_start.setdefault(cell.cell_id, time.time())
-                    running[pool.submit(run_cell, cell, settings)] = cell
-                    cell = schedule.next_claimed(offered, claim)
-                if not running:
+                    if _submitted(pool, running, cell, settings):
+                        cell = schedule.next_claimed(offered, claim)
+                    else:
+                        broken = True
+                if broken or not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -71,8 +76,9 @@ def run_in_processes(cells: list[Cell], settings: Settings, workers: int, claim:
                     offered.extend(schedule.finished(running.pop(future)))
                     yield future.result()
                 lost = list(running.values())
-                log.warning("a worker process died with %d cell(s) in flight (%s); they run again on a fresh "
-                            "pool, one at a time", len(lost), "; ".join(c.label() for c in lost))
+                if lost:
+                    log.warning("a worker process died with %d cell(s) in flight (%s); they run again on a fresh "
+                                "pool, one at a time", len(lost), "; ".join(c.label() for c in lost))
                 for victim in lost:
                     deaths[victim.cell_id] += 1
                     charged[victim.cell_id] += len(lost) == 1
@@ -85,3 +91,12 @@ def run_in_processes(cells: list[Cell], settings: Settings, workers: int, claim:
                     else:
                         suspects.append(victim)
                 cell = cell or schedule.next_claimed(offered, claim)
+
+
+def _submitted(pool: ProcessPoolExecutor, running: dict[Future, Cell], cell: Cell, settings: Settings) -> bool:
+    """Submit ``cell`` to ``pool`` and track its future; False if a worker death has broken the pool."""
+    try:
+        running[pool.submit(run_cell, cell, settings)] = cell
+    except BrokenProcessPool:
+        return False
+    return True

@@ -1,8 +1,11 @@
 """A worker process that dies under a cell costs only that cell: retried on a fresh pool, then failed."""
 
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
+from benchlab import worker_pool
 from benchlab.cell import RETRIED_FAILURES, Settings
 from benchlab.matrix import load_matrix
 from benchlab.runner import run_matrix
@@ -133,3 +136,46 @@ def test_ray_retries_a_lost_task_then_records_it_as_lost(tmp_path, killer, monke
     lost = rows["test-kill-always"]
     assert lost["status"] == "failed" and lost["manifest"]["failure_kind"] == "lost"
     assert lost["reason"].startswith("WorkerLost: Ray lost this cell 3 times")
+
+
+class _PoolThatDiesOnItsThirdSubmit:
+    """A stand-in for the process pool: the first pool's first cell hangs until the pool's third
+    submit, which finds the pool broken (its worker died meanwhile), the race a real pool has when a
+    worker dies between a finished cell and the next submit. Other cells finish at once."""
+
+    made = 0
+
+    def __init__(self, workers, mp_context=None):
+        type(self).made += 1
+        self.dies = type(self).made == 1
+        self.submits = 0
+        self.hanging = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, cell, settings):
+        self.submits += 1
+        future = Future()
+        if self.dies and self.submits == 1:
+            self.hanging = future
+        elif self.dies and self.submits == 3:
+            self.hanging.set_exception(BrokenProcessPool("a worker died"))
+            raise BrokenProcessPool("a worker died")
+        else:
+            future.set_result(fn(cell, settings))
+        return future
+
+
+def test_a_worker_death_noticed_at_submit_requeues_the_cells_instead_of_ending_the_run(tmp_path, killer,
+                                                                                         monkeypatch):
+    registry, _ = killer
+    cells = _matrix(tmp_path, registry, ["clean", "uniform-noise", "random-noise"]).expand(registry)
+    monkeypatch.setattr(worker_pool, "ProcessPoolExecutor", _PoolThatDiesOnItsThirdSubmit)
+    monkeypatch.setattr(worker_pool, "run_cell", lambda cell, settings: {"cell_id": cell.cell_id, "manifest": {}})
+    rows = list(run_in_processes(cells, Settings(out=str(tmp_path / "run")), workers=2))
+    assert sorted(r["cell_id"] for r in rows) == sorted(c.cell_id for c in cells)
+    assert [r["manifest"].get("worker_deaths") for r in rows].count(1) == 1  # the hanging cell, rerun
