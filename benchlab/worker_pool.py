@@ -17,6 +17,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 
 from .cell import Settings, lost_row, run_cell
 from .matrix import Cell
@@ -39,8 +40,7 @@ def run_in_processes(cells: list[Cell], settings: Settings, workers: int, claim:
     first_start: dict[str, float] = {}
     cell = schedule.next_claimed(offered, claim)
     while cell or suspects:
-        # spawn, not fork: forking a process that has initialised torch's thread pools is unsafe.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with _spawned_pool(workers) as pool:
             running: dict[Future, Cell] = {}
             broken = False
             while not broken:
@@ -91,6 +91,18 @@ def run_in_processes(cells: list[Cell], settings: Settings, workers: int, claim:
                     else:
                         suspects.append(victim)
                 cell = cell or schedule.next_claimed(offered, claim)
+
+
+@contextmanager
+def _spawned_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``workers`` spawned processes (not forked: forking a process that has initialised
+    torch's thread pools is unsafe), shut down without waiting for its workers to exit: torch's
+    interpreter teardown takes most of a second each, which the run spends recording instead."""
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _submitted(pool: ProcessPoolExecutor, running: dict[Future, Cell], cell: Cell, settings: Settings) -> bool:

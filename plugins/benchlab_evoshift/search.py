@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import cma
 import numpy as np
 import torch
 
@@ -51,7 +50,10 @@ class ResumableCMA:
         self._rng = np.random.default_rng([seed, 0])
         options = {"popsize": popsize, "bounds": [0.0, 1.0], "randn": self._randn, "seed": float("nan"),
                    "verbose": -9, "verb_log": 0, "verb_disp": 0}
+        import cma  # loads scipy.stats (about a second): only when a search runs
+
         self.es = cma.CMAEvolutionStrategy(np.asarray(x0, dtype=float), sigma0, options)
+        self.cma_version = cma.__version__
 
     def _randn(self, *shape):
         return self._rng.standard_normal(shape)
@@ -106,5 +108,5 @@ def save_history(slot: ArtifactSlot | None, search: ResumableCMA, history: Histo
     tensors = {"solutions": torch.as_tensor(np.stack(history.solutions)), "costs": history.cost_tensor(),
                "best": torch.as_tensor(best), **search.state()}
     info = {"generations": len(history), "best_cost": cost, "best_generation": generation,
-            "gen0_best_cost": float(np.min(history.costs[0])), "cma_version": cma.__version__}
+            "gen0_best_cost": float(np.min(history.costs[0])), "cma_version": search.cma_version}
     slot.save(tensors, info)

@@ -7,7 +7,6 @@ from io import BytesIO
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms.functional import rgb_to_grayscale
 
 from benchlab import Param, TensorData, TrainingDefense
 
@@ -71,6 +70,8 @@ class ImageShortcutSqueezing(TrainingDefense):
         """The training images after this defense's compression."""
         gray = self.p.compression in ("both", "grayscale") and x.shape[1] == 3
         if gray:
+            from torchvision.transforms.functional import rgb_to_grayscale  # torchvision loads in ~1 s
+
             x = rgb_to_grayscale(x)  # ITU-R 601-2 luma, one channel: JPEG then codes luma alone
         if self.p.compression in ("both", "jpeg"):
             x = jpeg(x, self.p.quality)

@@ -11,12 +11,16 @@ builds that ensemble but leaves APGD, APGD-T and FAB at its own 10 iterations; t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-import torchattacks
 
 from benchlab import Classifier, Context, EvasionAttack, Param, eps_param, missing_budget, norm_param, resolve_budget
 
 from .adapter import ClassifierModule, frozen, run_in_chunks
+
+if TYPE_CHECKING:
+    import torchattacks
 
 TORCHATTACKS_NORMS = {"linf": "Linf", "l2": "L2"}
 # The DLR loss of APGD-T reads the third and fourth largest logits.
@@ -27,6 +31,8 @@ def standard_autoattack(module, norm: str, eps: float, n_classes: int, seed: int
                         queries: int = 5000) -> torchattacks.Attack:
     """torchattacks' standard AutoAttack with ``steps`` iterations for its gradient attacks and
     ``queries`` for Square."""
+    import torchattacks  # loads torchvision (about a second): only when an attack is built
+
     attack = torchattacks.AutoAttack(module, norm=TORCHATTACKS_NORMS[norm], eps=eps, version="standard",
                                      n_classes=n_classes, seed=seed)
     for member in attack._autoattack.attacks:  # APGD, APGD-T, FAB (Square counts queries instead)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torchattacks
 from torch import nn
 
 from benchlab import Param
 
-from .deepfool_total import TotalOvershootDeepFool
-from .search_cw import BinarySearchCW
+if TYPE_CHECKING:
+    import torchattacks
 
 
 @dataclass(frozen=True)
@@ -38,39 +38,56 @@ class Entry:
         return "eps" in self.defaults
 
 
+def _torchattacks():
+    """torchattacks, imported when an attack is built: it loads torchvision (about a second), which
+    listing and configuring attacks do not need."""
+    import torchattacks
+
+    return torchattacks
+
+
+def _total_overshoot_deepfool(m: nn.Module, v: dict) -> torchattacks.Attack:
+    from .deepfool_total import TotalOvershootDeepFool  # a torchattacks subclass: imports torchattacks
+
+    return TotalOvershootDeepFool(m, steps=v["steps"], overshoot=v["overshoot"])
+
+
+def _binary_search_cw(m: nn.Module, v: dict) -> torchattacks.Attack:
+    from .search_cw import BinarySearchCW  # a torchattacks subclass: imports torchattacks
+
+    return BinarySearchCW(m, c=v["c"], kappa=v["kappa"], steps=v["steps"], lr=v["lr"], search_steps=v["search_steps"])
+
+
 def _alpha(v: dict) -> float:
     return v["alpha"] if v["alpha"] is not None else 2.5 * v["eps"] / v["steps"]
 
 
 CATALOGUE: dict[str, Entry] = {
-    "fgsm": Entry(lambda m, v: torchattacks.FGSM(m, eps=v["eps"]), "linf", False,
+    "fgsm": Entry(lambda m, v: _torchattacks().FGSM(m, eps=v["eps"]), "linf", False,
                   {"eps": None}, "one signed-gradient step (Goodfellow et al. 2015)"),
-    "bim": Entry(lambda m, v: torchattacks.BIM(m, eps=v["eps"], alpha=_alpha(v), steps=v["steps"]),
+    "bim": Entry(lambda m, v: _torchattacks().BIM(m, eps=v["eps"], alpha=_alpha(v), steps=v["steps"]),
                  "linf", False, {"eps": None, "alpha": None, "steps": 10},
                  "basic iterative method (Kurakin et al. 2017)"),
-    "pgd": Entry(lambda m, v: torchattacks.PGD(m, eps=v["eps"], alpha=_alpha(v), steps=v["steps"],
+    "pgd": Entry(lambda m, v: _torchattacks().PGD(m, eps=v["eps"], alpha=_alpha(v), steps=v["steps"],
                                                random_start=v["random_start"]),
                  "linf", False, {"eps": None, "alpha": None, "steps": 10, "random_start": True},
                  "linf projected gradient descent (Madry et al. 2018)"),
-    "pgdl2": Entry(lambda m, v: torchattacks.PGDL2(m, eps=v["eps"], alpha=_alpha(v), steps=v["steps"],
+    "pgdl2": Entry(lambda m, v: _torchattacks().PGDL2(m, eps=v["eps"], alpha=_alpha(v), steps=v["steps"],
                                                    random_start=v["random_start"]),
                    "l2", False, {"eps": None, "alpha": None, "steps": 10, "random_start": True},
                    "l2 projected gradient descent (Madry et al. 2018)"),
-    "mifgsm": Entry(lambda m, v: torchattacks.MIFGSM(m, eps=v["eps"], alpha=_alpha(v), steps=v["steps"],
+    "mifgsm": Entry(lambda m, v: _torchattacks().MIFGSM(m, eps=v["eps"], alpha=_alpha(v), steps=v["steps"],
                                                      decay=v["decay"]),
                     "linf", False, {"eps": None, "alpha": None, "steps": 10, "decay": 1.0},
                     "momentum iterative FGSM (Dong et al. 2018)"),
-    "apgd": Entry(lambda m, v: torchattacks.APGD(m, norm={"linf": "Linf", "l2": "L2"}[v["norm"]],
+    "apgd": Entry(lambda m, v: _torchattacks().APGD(m, norm={"linf": "Linf", "l2": "L2"}[v["norm"]],
                                                  eps=v["eps"], steps=v["steps"], n_restarts=v["n_restarts"],
                                                  loss=v["loss"]),
                   "linf", False, {"eps": None, "steps": 10, "n_restarts": 1, "loss": "ce", "norm": "linf"},
                   "auto-PGD, step-size free (Croce & Hein 2020)"),
-    "deepfool": Entry(lambda m, v: TotalOvershootDeepFool(m, steps=v["steps"], overshoot=v["overshoot"]),
-                      "l2", True, {"steps": 50, "overshoot": 0.02},
+    "deepfool": Entry(_total_overshoot_deepfool, "l2", True, {"steps": 50, "overshoot": 0.02},
                       "minimal l2 flip by linearised boundaries (Moosavi-Dezfooli et al. 2016)"),
-    "cw": Entry(lambda m, v: BinarySearchCW(m, c=v["c"], kappa=v["kappa"], steps=v["steps"], lr=v["lr"],
-                                            search_steps=v["search_steps"]),
-                "l2", True, {"c": 1.0, "kappa": 0.0, "steps": 50, "lr": 0.01, "search_steps": 1},
+    "cw": Entry(_binary_search_cw, "l2", True, {"c": 1.0, "kappa": 0.0, "steps": 50, "lr": 0.01, "search_steps": 1},
                 "Carlini-Wagner l2, optional binary search over c (Carlini & Wagner 2017)"),
 }
 

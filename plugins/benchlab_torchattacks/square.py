@@ -10,7 +10,6 @@ compares it with the gradient attacks of the same leaderboard row.
 from __future__ import annotations
 
 import torch
-import torchattacks
 
 from benchlab import Classifier, Context, EvasionAttack, Param, eps_param, missing_budget, norm_param, resolve_budget
 
@@ -42,6 +41,8 @@ class Square(EvasionAttack):
         return missing_budget(self.p.eps, self.p.norm, info) or super().incompatibility(info, victim)
 
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, ctx: Context) -> torch.Tensor:
+        import torchattacks  # loads torchvision (about a second): only when the attack runs
+
         eps = resolve_budget(self.p.eps, self.p.norm, ctx)
         module = ClassifierModule(model, ctx.device)
         with frozen(module):
