@@ -2,7 +2,9 @@
 (:mod:`benchlab.progress`), and the time left estimated from recorded similar cells (:mod:`benchlab.eta`).
 
 On a terminal each running cell has a live line under the bar. Elsewhere (CI logs) nothing is
-redrawn: a line is written when a cell enters a new phase, at most one every ``LOG_INTERVAL`` seconds.
+redrawn: a line is written when a cell enters a new phase, and again with its progress (say, the
+epoch it has reached) after ``HEARTBEAT_INTERVAL`` seconds in one phase, so an hour-long phase shows
+it is alive; at most one line every ``LOG_INTERVAL`` seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 from .progress import Phase
 
 LOG_INTERVAL = 10.0
+HEARTBEAT_INTERVAL = 120.0
 
 
 class MatrixProgress:
@@ -38,7 +41,7 @@ class MatrixProgress:
         self._unknown = {cell for cell, seconds in estimates.items() if seconds is None}
         self._lines: dict[str, tqdm] = {}
         self._spare: list[tqdm] = []
-        self._logged: dict[str, str] = {}
+        self._logged: dict[str, tuple[str, float]] = {}  # cell -> phase last written, when
         self._last_log = 0.0
         self._lock = threading.RLock()
         self.bar = tqdm(total=len(estimates), desc=f"matrix {name}", unit="cell", disable=not show, file=self.file)
@@ -61,10 +64,12 @@ class MatrixProgress:
                 self.on_phase(event)
             if self.live:
                 self._line(event.cell_id).set_description_str(f"  {event.label}: {event.text()}")
-            elif self.show and self._logged.get(event.cell_id) != event.name:
+            elif self.show:
                 now = time.monotonic()
-                if now - self._last_log >= LOG_INTERVAL:
-                    self._logged[event.cell_id], self._last_log = event.name, now
+                name, at = self._logged.get(event.cell_id, (None, 0.0))
+                due = name != event.name or now - at >= HEARTBEAT_INTERVAL
+                if due and now - self._last_log >= LOG_INTERVAL:
+                    self._logged[event.cell_id], self._last_log = (event.name, now), now
                     self.bar.write(f"  {event.label}: {event.text()}", file=self.file)
 
     def _line(self, cell_id: str) -> tqdm:

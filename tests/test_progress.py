@@ -114,6 +114,18 @@ def test_off_a_terminal_a_line_per_new_phase_at_most_every_interval(monkeypatch)
     assert lines == ["  cell a: training epoch 0/3", "  cell a: attacking"]
 
 
+def test_off_a_terminal_a_long_phase_writes_its_progress_again_after_the_heartbeat(monkeypatch):
+    out = io.StringIO()
+    display = MatrixProgress("m", {"a": None}, 1, file=out)
+    monkeypatch.setattr(progress_display, "LOG_INTERVAL", 0.0)
+    monkeypatch.setattr(progress_display, "HEARTBEAT_INTERVAL", 0.0)
+    for k in range(3):
+        display.phase(Phase("a", "cell a", "training epoch", k, 3))
+    display.close()
+    lines = [line for line in out.getvalue().replace("\r", "\n").splitlines() if line.startswith("  cell")]
+    assert lines == [f"  cell a: training epoch {k}/3" for k in range(3)]
+
+
 def _row(attack, defense, seconds, hit=True, threat="evasion", recipe=None):
     return {"status": "ok", "dataset": "digits:per_class=40", "threat": threat, "attack": attack, "defense": defense,
             "victim": "mlp", "duration_s": seconds, "params": {"recipe": recipe or {"epochs": 2}},
