@@ -1,15 +1,17 @@
 """benchlab report: the papers' numbers beside rows the runner wrote, verdicts computed from them."""
 
 import json
+import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from benchlab.cell import Settings
 from benchlab.matrix import Matrix, load_matrix
 from benchlab.paper_results import PaperResultsError, load_paper
-from benchlab.plugins import get_registry
-from benchlab.report import NOT_REPRODUCED, REPRODUCED, render
+from benchlab.plugins import get_plugin_manager, get_registry
+from benchlab.report import NOT_REPRODUCED, PRESET, REPRODUCED, registered_papers, render
 from benchlab.runner import run_matrix
 from benchlab.store import ResultsStore, rows_frame
 
@@ -101,6 +103,34 @@ def test_report_renders_paper_beside_ours_and_verdict_follows_the_rows(run_dir):
     changed = render([paper], rows_frame(store.rows()), matrix, registry, "runs/toy")
     assert f"**{NOT_REPRODUCED}**" in _verdict_line(changed, "flipping 80 %")
     assert f"**{NOT_REPRODUCED}**" in _verdict_line(changed, "clean above flipped")
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_committed_report_is_the_render_of_the_committed_results_and_follows_them(tmp_path):
+    shutil.copy(REPO / "reproduction" / "results.sqlite", tmp_path)  # never opened in place
+    registry, store = get_registry(), ResultsStore(tmp_path)
+    papers, matrix = registered_papers(get_plugin_manager()), load_matrix(PRESET, registry)
+    text = render(papers, rows_frame(store.rows()), matrix, registry, "reproduction")
+    assert text == (REPO / "REPRODUCTION.md").read_text(encoding="utf-8"), \
+        "REPRODUCTION.md is stale: run `benchlab report --out reproduction`"
+
+    def deepconfuse_verdict(report):
+        section = report.split("#### `deepconfuse-table1-fig6-digits`")[1]
+        return _verdict_line(section, "DeepConfuse drops the surrogate CNN's test accuracy by at least 50 points")
+
+    assert f"**{REPRODUCED}**" in deepconfuse_verdict(text)
+    # One committed value changes: the CNN trained on DeepConfuse's digits scores like clean training.
+    with sqlite3.connect(store.path) as db:
+        rows = db.execute("SELECT cell_id, metrics FROM cells WHERE block = 'deepconfuse-table1-fig6-digits' "
+                          "AND attack LIKE 'deepconfuse%' AND victim = 'deepconfuse-cnn'").fetchall()
+        assert rows
+        for cell_id, metrics in rows:
+            db.execute("UPDATE cells SET metrics = ? WHERE cell_id = ?",
+                       (json.dumps({**json.loads(metrics), "test_acc": 0.98}), cell_id))
+    changed = render(papers, rows_frame(store.rows()), matrix, registry, "reproduction")
+    assert f"**{NOT_REPRODUCED}**" in deepconfuse_verdict(changed)
 
 
 @pytest.mark.parametrize("edit, message", [
