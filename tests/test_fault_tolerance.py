@@ -4,6 +4,8 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
+from installed_plugin import install_plugin
+from recorded import numbers
 
 from benchlab import worker_pool
 from benchlab.cell import RETRIED_FAILURES, Settings
@@ -11,8 +13,6 @@ from benchlab.matrix import load_matrix
 from benchlab.runner import run_matrix
 from benchlab.store import ResultsStore
 from benchlab.worker_pool import run_in_processes
-
-from installed_plugin import install_plugin
 
 KILLER = '''
 import os
@@ -88,10 +88,6 @@ def _matrix(tmp_path, registry, attacks):
     return load_matrix(str(path), registry)
 
 
-def _numbers(row):
-    return {k: v for k, v in row["metrics"].items() if not k.startswith(("seconds_", "cache_hit"))}
-
-
 def test_a_worker_killed_mid_cell_costs_that_cell_one_retry_and_the_run_completes(tmp_path, killer):
     registry, markers = killer
     matrix = _matrix(tmp_path, registry, ["test-kill-once", "clean", "uniform-noise"])
@@ -104,8 +100,8 @@ def test_a_worker_killed_mid_cell_costs_that_cell_one_retry_and_the_run_complete
     assert rows["test-kill-once"]["manifest"]["worker_deaths"] == 1
     # the retried cell's numbers are those of an undisturbed run
     run_matrix(matrix, Settings(out=str(tmp_path / "local")), show_progress=False)
-    local = {r["attack"]: _numbers(r) for r in ResultsStore(tmp_path / "local").rows()}
-    assert {a: _numbers(r) for a, r in rows.items()} == local
+    local = {r["attack"]: numbers(r) for r in ResultsStore(tmp_path / "local").rows()}
+    assert {a: numbers(r) for a, r in rows.items()} == local
 
 
 @pytest.mark.slow  # three pools started in turn

@@ -4,6 +4,7 @@ resume, executor-independent numerics, clean exits, one-line user errors."""
 import numpy as np
 import pytest
 import torch
+from recorded import numbers
 
 from benchlab import cell as cell_module
 from benchlab.cache import ArtifactCache
@@ -334,8 +335,7 @@ def _smoke_metrics(tmp_path, registry, executor, blocks):
     summary = run_matrix(matrix, Settings(out=str(out), matrix="smoke"), executor=executor, workers=2,
                          show_progress=False)
     assert summary.unfinished == 0 and summary.failed == 0
-    return {r["cell_id"]: {k: v for k, v in r["metrics"].items() if not k.startswith(("seconds_", "cache_hit"))}
-            for r in ResultsStore(out).rows()}
+    return {r["cell_id"]: numbers(r) for r in ResultsStore(out).rows()}
 
 
 def _same(a: dict, b: dict) -> bool:

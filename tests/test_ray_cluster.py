@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from recorded import numbers
 
 from benchlab.cell import Settings
 from benchlab.matrix import load_matrix
@@ -59,10 +60,6 @@ summary = run_matrix(load_matrix({matrix!r}, registry), Settings(out={out!r}), e
                      ray_address={address!r}, show_progress=False)
 print(json.dumps({{"counts": dict(summary.counts), "unfinished": summary.unfinished, "nodes": nodes}}))
 """
-
-
-def _numbers(row):
-    return {k: v for k, v in row["metrics"].items() if not k.startswith(("seconds_", "cache_hit"))}
 
 
 def _free_port() -> int:
@@ -136,8 +133,8 @@ def test_two_node_cluster_runs_without_touching_out_and_crafts_each_poison_once(
     assert summary == {"counts": dict(local.counts), "unfinished": 0, "nodes": 2}
     rows = ResultsStore(out).rows()
     assert all(r["status"] == "ok" for r in rows), [r["reason"] for r in rows if r["status"] != "ok"]
-    expected = {r["cell_id"]: _numbers(r) for r in ResultsStore(tmp_path / "local").rows()}
-    assert {r["cell_id"]: _numbers(r) for r in rows} == expected
+    expected = {r["cell_id"]: numbers(r) for r in ResultsStore(tmp_path / "local").rows()}
+    assert {r["cell_id"]: numbers(r) for r in rows} == expected
     hosts = {r["manifest"].get("ray_node") for r in rows}
     assert len(hosts) == 2, hosts  # both nodes computed cells
     for attack in ("uniform-noise", "random-pixels"):  # each poison crafted once, then fetched

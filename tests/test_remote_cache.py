@@ -2,6 +2,7 @@
 
 import fsspec
 import pytest
+from recorded import numbers
 
 from benchlab import cell as cell_module
 from benchlab.cell import Settings, run_cell
@@ -13,10 +14,6 @@ def _cell(registry):
              "victims": ["mlp"], "seeds": [0], "recipe": {"epochs": 1}, "budgets": {}}
     (cell,) = Matrix("t", [block]).expand(registry)
     return cell
-
-
-def _numbers(row):
-    return {k: v for k, v in row["metrics"].items() if not k.startswith(("seconds_", "cache_hit"))}
 
 
 @pytest.mark.parametrize("scheme", ["file", "memory"])
@@ -32,7 +29,7 @@ def test_a_run_elsewhere_reuses_artifacts_through_the_remote_and_refuses_tampere
     cell_module._fitted_memo.clear()
     second = run_cell(cell, Settings(out=str(tmp_path / "b"), cache_url=url))  # another machine: empty OUT/cache
     assert second["metrics"]["cache_hit_poison"] is True and second["metrics"]["cache_hit_model"] is True
-    assert _numbers(second) == _numbers(first)
+    assert numbers(second) == numbers(first)
     for path in fs.find(root):  # tamper with every remote artifact
         if path.endswith(".safetensors"):
             data = bytearray(fs.cat_file(path))
@@ -41,6 +38,6 @@ def test_a_run_elsewhere_reuses_artifacts_through_the_remote_and_refuses_tampere
     cell_module._fitted_memo.clear()
     third = run_cell(cell, Settings(out=str(tmp_path / "c"), cache_url=url))
     assert third["metrics"]["cache_hit_poison"] is False and third["metrics"]["cache_hit_model"] is False
-    assert _numbers(third) == _numbers(first)  # rebuilt, not taken from the tampered files
+    assert numbers(third) == numbers(first)  # rebuilt, not taken from the tampered files
     if scheme == "memory":
         fs.rm(root, recursive=True)

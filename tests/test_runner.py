@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from recorded import numbers
 
 import benchlab
 import benchlab.progress
@@ -97,16 +98,12 @@ def _cell(registry, attack="uniform-noise", defense="erm", victim="mlp", seed=0)
     return cell
 
 
-def _numbers(row):
-    return {k: v for k, v in row["metrics"].items() if not k.startswith(("seconds_", "cache_hit"))}
-
-
 def test_same_seed_gives_identical_metrics_and_another_seed_differs(tmp_path, registry):
     rows = [run_cell(_cell(registry, "uniform-noise"), Settings(out=str(tmp_path / name))) for name in "ab"]
     assert rows[0]["status"] == "ok", rows[0]["reason"]
-    assert _numbers(rows[0]) == _numbers(rows[1])
+    assert numbers(rows[0]) == numbers(rows[1])
     other = run_cell(_cell(registry, "uniform-noise", seed=1), Settings(out=str(tmp_path / "c")))
-    assert _numbers(other) != _numbers(rows[0])
+    assert numbers(other) != numbers(rows[0])
 
 
 def test_poison_is_crafted_once_and_reused_by_other_defenses_and_victims(tmp_path, registry):
@@ -134,7 +131,7 @@ def test_corrupted_cache_file_is_detected_and_rebuilt(tmp_path, registry, caplog
     assert second["status"] == "ok"
     assert second["metrics"]["cache_hit_poison"] is False and second["metrics"]["cache_hit_model"] is False
     assert "corrupted" in caplog.text
-    assert _numbers(second) == _numbers(first)  # rebuilt deterministically
+    assert numbers(second) == numbers(first)  # rebuilt deterministically
     cell_module._fitted_memo.clear()
     third = run_cell(cell, settings)
     assert third["metrics"]["cache_hit_poison"] is True and third["metrics"]["cache_hit_model"] is True
@@ -188,8 +185,8 @@ def test_parallel_executors_fill_the_same_rows(tmp_path, registry, monkeypatch, 
                if r["status"] == "ok" and r["victim"] == "mlp" and not r["metrics"]["cache_hit_model"]}
     epochs = {c: [e.k for e in events if e.cell_id == c and e.name == "training epoch"] for c in trained}
     assert trained and all(ks == [0, 1, 2] for ks in epochs.values())  # the workers' epochs, in the driver
-    expected = {r["cell_id"]: _numbers(r) for r in ResultsStore(tmp_path / "local").rows()}
-    got = {r["cell_id"]: _numbers(r) for r in ResultsStore(tmp_path / executor).rows()}
+    expected = {r["cell_id"]: numbers(r) for r in ResultsStore(tmp_path / "local").rows()}
+    got = {r["cell_id"]: numbers(r) for r in ResultsStore(tmp_path / executor).rows()}
     assert got.keys() == expected.keys()
     assert got == expected  # identical numerics on every executor: identical metrics
     rows = ResultsStore(tmp_path / executor).rows()
