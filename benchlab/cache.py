@@ -30,6 +30,18 @@ log = logging.getLogger(__name__)
 MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes: a larger one is not ours
 
 
+def write_atomically(path: Path, payload: bytes) -> None:
+    """``path`` holds its old bytes or all of ``payload``, never a part: a temporary file, renamed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)
+
+
+def write_sidecar(meta_path: Path, meta: dict) -> None:
+    """An artifact's sidecar, written atomically after its data: a half-written artifact never verifies."""
+    write_atomically(meta_path, json.dumps(meta, sort_keys=True, default=str).encode())
+
+
 def cache_key(*parts) -> str:
     """Stable hash of JSON-able parts (dict order does not matter)."""
     text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
@@ -109,9 +121,7 @@ class ArtifactCache:
         save_file(tensors, tmp)
         meta = {"sha256": file_sha256(tmp), "info": info or {}}
         os.replace(tmp, data_path)
-        tmp_meta = meta_path.with_suffix(f".tmp{os.getpid()}")
-        tmp_meta.write_text(json.dumps(meta, sort_keys=True, default=str))
-        os.replace(tmp_meta, meta_path)  # the sidecar lands last: a half-written artifact never verifies
+        write_sidecar(meta_path, meta)
         if self.remote is not None:
             self.remote.push(kind, data_path, meta_path)
 

@@ -23,7 +23,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from .cache import MAX_SIDECAR_BYTES
+from .cache import MAX_SIDECAR_BYTES, write_atomically, write_sidecar
 
 KIND = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 DATA_NAME = re.compile(r"^[0-9a-f]{24}\.safetensors$")
@@ -36,12 +36,6 @@ def _check(kind: str, name: str) -> None:
 
 def _sidecar(data_path: Path) -> Path:
     return data_path.with_suffix(".json")
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
 
 
 class Depot:
@@ -87,8 +81,8 @@ class Depot:
             self.counts["refused"] += 1
             return False
         data_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(data_path, data)
-        _write_atomically(meta_path, json.dumps(meta, sort_keys=True, default=str).encode())
+        write_atomically(data_path, data)
+        write_sidecar(meta_path, meta)
         self.counts["put"] += 1
         if self.remote is not None:
             self.remote.push(kind, data_path, meta_path)
@@ -113,8 +107,8 @@ class DepotClient:
             return False
         data, meta = got
         data_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(data_path, data)
-        _write_atomically(meta_path, json.dumps(meta, sort_keys=True, default=str).encode())  # sidecar last
+        write_atomically(data_path, data)
+        write_sidecar(meta_path, meta)
         return True
 
     def push(self, kind: str, data_path: Path, meta_path: Path) -> None:

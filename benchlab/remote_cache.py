@@ -20,9 +20,10 @@ from pathlib import Path
 
 import fsspec
 
-from .cache import MAX_SIDECAR_BYTES, file_sha256
+from .cache import MAX_SIDECAR_BYTES, file_sha256, write_sidecar
 
 log = logging.getLogger(__name__)
+
 
 class RemoteCache:
     def __init__(self, url: str):
@@ -54,9 +55,7 @@ class RemoteCache:
                         type(error).__name__, error)
             return False
         os.replace(tmp, data_path)
-        meta_tmp = meta_path.with_name(f"{meta_path.name}.fetch{os.getpid()}")
-        meta_tmp.write_text(json.dumps(meta, sort_keys=True))
-        os.replace(meta_tmp, meta_path)  # the sidecar lands last, as in the local cache
+        write_sidecar(meta_path, meta)
         return True
 
     def push(self, kind: str, data_path: Path, meta_path: Path) -> None:
