@@ -421,14 +421,20 @@ def leaderboard(out, source, dest, html, matrix_name, metric, include_superseded
 @click.option("--out", type=click.Path(exists=True, file_okay=False), help="Run directory holding results.sqlite.")
 @click.option("--from", "published", type=click.Path(exists=True, file_okay=False),
               help="A rendered leaderboard directory (its results.csv) instead of a run directory.")
+@click.option("--durations-from", "durations_from", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Also price the blocks not run from the durations recorded in this run directory or "
+                   "published leaderboard (repeatable).")
 @click.option("--to", "dest", default="REPRODUCTION.md", show_default=True, type=click.Path(dir_okay=False))
-def report(out, published, dest):
-    """Render REPRODUCTION.md: each paper's reported numbers beside ours, with a verdict per claim."""
+def report(out, published, durations_from, dest):
+    """Render REPRODUCTION.md: each paper's reported numbers beside ours, with a verdict per claim, and
+    the blocks not run with their estimated cost."""
     from .report import write_report
 
     if bool(out) == bool(published):
         raise click.UsageError("give exactly one of --out RUN_DIR or --from LEADERBOARD_DIR")
-    click.echo(f"report: {write_report(get_plugin_manager(), get_registry(), out=out, published=published, dest=dest)}")
+    written = write_report(get_plugin_manager(), get_registry(), out=out, published=published,
+                           durations_from=durations_from, dest=dest)
+    click.echo(f"report: {written}")
 
 
 @main.command()

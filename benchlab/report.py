@@ -13,7 +13,7 @@ Nothing in the output is typed by hand: the same inputs render the same bytes.
 from __future__ import annotations
 
 import fnmatch
-import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,6 @@ import pandas as pd
 
 from .lineage import split_current, with_lineage
 from .paper_results import Claim, Paper, Table, load_paper
-from .params import parse_spec
 
 PRESET = "paper"
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
@@ -185,26 +184,29 @@ def _by_dataset(blocks, datasets: dict[str, tuple]) -> list[list[str]]:
     return list(groups.values())
 
 
-def estimate_cost(cells, done: pd.DataFrame) -> str:
-    """Estimated CPU time of a block's cells from the recorded durations of similar cells (same dataset,
-    attack name and victim), else just the cell count."""
-    if done.empty or "duration_s" not in done:
-        return f"{len(cells)} cells (no recorded durations to estimate from)"
-    recorded = done[done["status"] == "ok"].assign(
-        attack_name=lambda f: f["attack"].map(lambda s: parse_spec(s).name),
-        dataset_name=lambda f: f["dataset"].map(lambda s: parse_spec(s).name))
-    median = recorded.groupby(["dataset_name", "attack_name", "victim"])["duration_s"].median().to_dict()
-    known = [median.get((parse_spec(c.dataset).name, parse_spec(c.attack).name, c.victim)) for c in cells]
-    seconds = sum(v for v in known if v is not None and not math.isnan(v))
-    estimated = sum(v is not None for v in known)
-    if not estimated:
-        return f"{len(cells)} cells (no similar cell recorded)"
-    rest = f"; {len(cells) - estimated} without a similar recorded cell" if estimated < len(cells) else ""
-    return f"{len(cells)} cells, about {seconds / 60:.0f} CPU-minutes for {estimated} of them{rest}"
+def estimate_costs(blocks: dict[str, list], durations: list[dict], registry) -> dict[str, str]:
+    """Per block not run: its cells and the CPU time :mod:`benchlab.plan` estimates for them from the
+    recorded durations in ``durations`` (stored rows), with how many estimates each rule gave."""
+    from .plan import duration, make_plan
+
+    unique = {cell.cell_id: cell for members in blocks.values() for cell in members}
+    plan = make_plan(list(unique.values()), set(), list(durations), registry, {})  # no sizes: machine-free
+    text = {}
+    for name, members in blocks.items():
+        costs = [plan.sequential.costs[cell.cell_id] for cell in members if cell.reason is None]
+        sources = Counter(e.source for cost in costs for kind, e in cost.parts.items() if kind != "overhead")
+        na = len(members) - len(costs)
+        text[name] = (f"{len(members)} cells{f' ({na} n/a)' if na else ''}, "
+                      f"about {duration(sum(cost.seconds for cost in costs))} CPU"
+                      + (f" (estimates: {', '.join(f'{n} {s}' for s, n in sorted(sources.items()))})"
+                         if sources else ""))
+    return text
 
 
-def render(papers: list[Paper], frame: pd.DataFrame, matrix, registry, source: str) -> str:
-    """The whole ``REPRODUCTION.md``."""
+def render(papers: list[Paper], frame: pd.DataFrame, matrix, registry, source: str,
+           durations: list[dict] = (), duration_sources: tuple[str, ...] = ()) -> str:
+    """The whole ``REPRODUCTION.md``; ``durations`` (stored rows, read from ``duration_sources``) price
+    the blocks not run."""
     frame = with_lineage(frame)
     cells = matrix.expand(registry)
     current, _ = split_current(frame, {cell.cell_id for cell in cells}) if not frame.empty else (frame, frame)
@@ -238,29 +240,51 @@ def render(papers: list[Paper], frame: pd.DataFrame, matrix, registry, source: s
     not_run = [name for name, part in by_block.items() if part.empty]
     lines += ["## Summary", "", *summary, ""]
     lines += body
+    where = ", ".join(f"`{name}`" for name in duration_sources) or "no recorded run"
     lines += ["## Blocks not run", "",
-              f"Blocks of the `{PRESET}` preset without any result here, with their estimated cost "
-              f"(`benchlab run --matrix {PRESET}` runs them):", ""]
+              f"Blocks of the `{PRESET}` preset without any result here, with the CPU time `benchlab plan` "
+              f"estimates for them from the durations recorded in {where} (`benchlab run --matrix {PRESET}` "
+              f"runs them). Each estimate comes from cells with the same specs (*recorded*), the same plugins "
+              f"with other parameters (*coarser*), the same on another dataset scaled by the measured ratio "
+              f"(*other dataset*), or a fixed guess where nothing similar was recorded (*default*).", ""]
     if not not_run:
         lines += ["None.", ""]
+    costs = estimate_costs({name: [cell for cell in cells if cell.logical_key in block_cells[name]]
+                            for name in not_run}, durations, registry)
     for name in not_run:
-        mine = [cell for cell in cells if cell.logical_key in block_cells[name]]
-        lines.append(f"- `{name}`: {estimate_cost(mine, current)}")
+        lines.append(f"- `{name}`: {costs[name]}")
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(pm, registry, *, out=None, published=None, dest="REPRODUCTION.md") -> Path:
-    """Render the report from a run directory (``out``) or a rendered leaderboard (``published``)."""
+def recorded_rows(folder: str | Path) -> list[dict]:
+    """The stored rows of a run directory (its ``results.sqlite``) or of a published leaderboard."""
+    from . import published
+    from .store import ResultsStore
+
+    if published.is_published(folder):
+        return published.load(folder)[0]
+    if Path(folder, "results.sqlite").is_file() or (Path(folder).suffix == ".sqlite" and Path(folder).is_file()):
+        return ResultsStore(folder).rows()
+    raise FileNotFoundError(f"{folder}: neither a run directory (results.sqlite) nor a published leaderboard "
+                            f"(rows.jsonl)")
+
+
+def write_report(pm, registry, *, out=None, published=None, durations_from=(), dest="REPRODUCTION.md") -> Path:
+    """Render the report from a run directory (``out``) or a rendered leaderboard (``published``); blocks
+    not run are priced from the durations recorded there and in ``durations_from`` (run directories
+    or published leaderboards)."""
     from .matrix import load_matrix
-    from .store import ResultsStore, rows_frame
+    from .store import rows_frame
 
     if out is not None:
-        if not Path(out, "results.sqlite").exists() and Path(out).suffix != ".sqlite":
-            raise FileNotFoundError(f"{out} holds no results.sqlite: give the run directory of `benchlab run --out`")
-        frame, source = rows_frame(ResultsStore(out).rows()), str(out)
+        rows = recorded_rows(out)
+        frame, source = rows_frame(rows), str(out)
     else:
         frame, source = results_from_csv(published), f"{published}/results.csv"
-    text = render(registered_papers(pm), frame, load_matrix(PRESET, registry), registry, source)
+        rows = recorded_rows(published)
+    durations = rows + [row for folder in durations_from for row in recorded_rows(folder)]
+    text = render(registered_papers(pm), frame, load_matrix(PRESET, registry), registry, source,
+                  durations, (str(out or published), *map(str, durations_from)))
     dest = Path(dest)
     dest.write_text(text, encoding="utf-8")
     return dest

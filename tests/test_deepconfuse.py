@@ -138,7 +138,7 @@ def test_a_longer_run_starts_with_the_shorter_one_and_keeps_its_most_damaging_ge
                                   seed=0, on_trial=lambda t, _: states.append(
                                       {k: v.clone() for k, v in generator.state_dict().items()}))
         runs[trials] = records, states, noise_of(generator, small.train.x[:64])
-    (short, _, short_noise), (long, states, long_noise) = runs[2], runs[4]
+    (short, _, _), (long, states, long_noise) = runs[2], runs[4]
     for a, b in zip(short, long[:2], strict=True):
         assert a.values() == pytest.approx(b.values(), rel=1e-5, abs=1e-6)
     best = min(range(4), key=lambda t: long[t].surrogate_acc)

@@ -11,7 +11,7 @@ from benchlab.cell import Settings
 from benchlab.matrix import Matrix, load_matrix
 from benchlab.paper_results import PaperResultsError, load_paper
 from benchlab.plugins import get_plugin_manager, get_registry
-from benchlab.report import NOT_REPRODUCED, PRESET, REPRODUCED, registered_papers, render
+from benchlab.report import NOT_REPRODUCED, PRESET, REPRODUCED, recorded_rows, registered_papers, render
 from benchlab.runner import run_matrix
 from benchlab.store import ResultsStore, rows_frame
 
@@ -73,6 +73,11 @@ def _verdict_line(text: str, claim: str) -> str:
     return next(line for line in text.splitlines() if line.startswith(f"| {claim}"))
 
 
+def _unrun_line(text: str, block: str) -> str:
+    lines = text.split("## Blocks not run")[1].splitlines()
+    return next(line for line in lines if line.startswith(f"- `{block}`: 2 cells"))
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
@@ -90,8 +95,11 @@ def test_report_renders_paper_beside_ours_and_verdict_follows_the_rows(run_dir):
     text = render([paper], rows_frame(store.rows()), matrix, registry, "runs/toy")
     assert "| forest | 80 % flipped | 20 |" in text and "(n=2)" in text  # paper value beside ours, n shown
     assert f"**{REPRODUCED}**" in _verdict_line(text, "flipping 80 %")
-    assert "`toy-unrun`" in text.split("## Blocks not run")[1]  # listed with its cost estimate
-    assert "2 cells" in text.split("## Blocks not run")[1]
+    # Listed with its cost: with no durations, fixed guesses for 2 crafts and 2 fits; with this run's
+    # durations, the forest's fits are priced from its recorded ones (no uniform-noise craft was recorded).
+    assert "(estimates: 4 default)" in _unrun_line(text, "toy-unrun")
+    priced = render([paper], rows_frame(store.rows()), matrix, registry, "runs/toy", store.rows(), ("runs/toy",))
+    assert "(estimates: 2 default, 2 recorded)" in _unrun_line(priced, "toy-unrun")
     assert render([paper], rows_frame(store.rows()), matrix, registry, "runs/toy") == text  # deterministic
 
     # One recorded value changes: the flipped forest is as good as the clean one -> the verdicts flip.
@@ -106,15 +114,20 @@ def test_report_renders_paper_beside_ours_and_verdict_follows_the_rows(run_dir):
 
 
 REPO = Path(__file__).resolve().parents[1]
+# REPRODUCTION.md is rendered by `benchlab report --out reproduction` with these `--durations-from`.
+DURATIONS = ("leaderboards/quick", "leaderboards/smoke")
 
 
 def test_committed_report_is_the_render_of_the_committed_results_and_follows_them(tmp_path):
     shutil.copy(REPO / "reproduction" / "results.sqlite", tmp_path)  # never opened in place
     registry, store = get_registry(), ResultsStore(tmp_path)
     papers, matrix = registered_papers(get_plugin_manager()), load_matrix(PRESET, registry)
-    text = render(papers, rows_frame(store.rows()), matrix, registry, "reproduction")
+    durations = store.rows() + [row for folder in DURATIONS for row in recorded_rows(REPO / folder)]
+    text = render(papers, rows_frame(store.rows()), matrix, registry, "reproduction", durations,
+                  ("reproduction", *DURATIONS))
     assert text == (REPO / "REPRODUCTION.md").read_text(encoding="utf-8"), \
-        "REPRODUCTION.md is stale: run `benchlab report --out reproduction`"
+        "REPRODUCTION.md is stale: run `benchlab report --out reproduction " + \
+        " ".join(f"--durations-from {folder}" for folder in DURATIONS) + "`"
 
     def deepconfuse_verdict(report):
         section = report.split("#### `deepconfuse-table1-fig6-digits`")[1]
