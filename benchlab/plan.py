@@ -11,17 +11,19 @@ closely as the records allow:
 2. the same plugin names (other parameters), same dataset;
 3. the same spec or names on another dataset, scaled by how much slower the target dataset
    trains the same defense and victim in the records (else by training-set size × input size);
-4. only then the victim's (or the attack's) records under any defense, this dataset first;
-5. a stated default (:data:`DEFAULT_SECONDS`).
+4. for a training: ``erm``'s records of this victim (rules 1-3) times the defense's cost factor, its
+   per-epoch time over ``erm``'s on the victims and datasets recorded under both;
+5. only then the victim's (or the attack's) records under any defense, this dataset first;
+6. a stated default (:data:`DEFAULT_SECONDS`).
 
 ``plan --calibrate`` first runs real cells of the matrix (recorded, skipped by the run later) that
 give rules 1-3 something to match: on each dataset without records, the cheapest cells per victim
 (a clean training, and an evasion attack on it), and one training of each defense and one run of
 each evasion attack that no record has.
 
-Trainings are scaled by the ratio of epochs (the matrix recipe's against the recorded row's), and
-every estimate by the ratio of the parameters that cost time in proportion (:data:`WORK_PARAMS`:
-steps, trees, trials...), defaults filled in.
+Trainings are scaled by the ratio of epochs (the matrix recipe's, else the victim's default recipe's,
+against the recorded row's), and every estimate by the ratio of the parameters that cost time in
+proportion (:data:`WORK_PARAMS`: steps, trees, trials...), defaults filled in.
 Each estimate records which rule gave it. The run itself is then simulated on N workers with the
 executors' own schedule (:class:`~benchlab.schedule.ArtifactSchedule`: an artifact's first cell,
 then its dependants; a cell needing a model another worker is still training waits for it): the
@@ -45,6 +47,7 @@ DEFAULT_SECONDS = {"craft": 30.0, "fit": 20.0, "attack": 5.0, "overhead": 1.0}
 # 10 steps takes twice as long, ``random-forest:trees=50`` that 300 trees take six times as long.
 WORK_PARAMS = ("steps", "trees", "trials", "iterations", "restarts")
 SOURCES = ("recorded", "coarser", "other dataset", "default")
+REFERENCE_DEFENSE = "erm"  # a defense never recorded on a victim is priced as this one times its cost factor
 
 
 def _name(spec: str) -> str:
@@ -161,15 +164,36 @@ class DurationModel:
             return self.sizes[target] / self.sizes[source]
         return None
 
+    def epochs(self, cell: Cell) -> int | None:
+        """The epochs a cell trains for: its recipe's, else its victim's default recipe's."""
+        if "epochs" in dict(cell.recipe):
+            return dict(cell.recipe)["epochs"]
+        try:
+            return self.registry.get("victims", _name(cell.victim)).recipe.epochs
+        except Exception:  # no registry, or a victim that does not resolve: not scaled
+            return None
+
     def estimate(self, kind: str, cell: Cell) -> Estimate:
-        epochs = dict(cell.recipe).get("epochs")
+        levels = _levels(kind, cell.dataset, cell.attack, cell.defense, cell.victim)
+        if kind == "fit":  # the defense's own records; else erm's for this victim times the defense's
+            found = self._from_levels(kind, cell, levels[:4])  # cost factor; else the victim's records
+            if found is None and _name(cell.defense) != REFERENCE_DEFENSE:
+                factor = self.defense_factor(_name(cell.defense))
+                erm = _levels(kind, cell.dataset, cell.attack, REFERENCE_DEFENSE, cell.victim)[:4]
+                base = self._from_levels(kind, cell, erm) if factor is not None else None
+                found = Estimate(base.seconds * factor, "coarser") if base is not None else None
+            found = found or self._from_levels(kind, cell, levels[4:])
+        else:
+            found = self._from_levels(kind, cell, levels)
+        return found or Estimate(DEFAULT_SECONDS[kind], "default")
+
+    def _from_levels(self, kind: str, cell: Cell, levels: list[tuple[str, tuple]]) -> Estimate | None:
+        """The median of the first level with records, each scaled to this cell's work, epochs and dataset."""
+        epochs = self.epochs(cell) if kind == "fit" else None
         work = self.work(kind, cell.attack, cell.defense, cell.victim)
-        for source, key in _levels(kind, cell.dataset, cell.attack, cell.defense, cell.victim):
-            seen = self._seen.get((kind, *key))
-            if not seen:
-                continue
+        for source, key in levels:
             values = []
-            for seconds, dataset, recorded_epochs, recorded_work in seen:
+            for seconds, dataset, recorded_epochs, recorded_work in self._seen.get((kind, *key), ()):
                 seconds *= work / recorded_work
                 if kind == "fit" and epochs and recorded_epochs:
                     seconds *= epochs / recorded_epochs
@@ -181,7 +205,22 @@ class DurationModel:
                 values.append(seconds)
             if values:
                 return Estimate(statistics.median(values), source)
-        return Estimate(DEFAULT_SECONDS[kind], "default")
+        return None
+
+    def defense_factor(self, defense: str) -> float | None:
+        """How many times :data:`REFERENCE_DEFENSE`'s per-epoch training time a defense takes: the
+        median ratio over the (victim, dataset) pairs recorded under both (None: no such pair)."""
+        def per_epoch(name: str) -> dict[tuple, float]:
+            out = defaultdict(list)
+            for key, seen in self._seen.items():
+                if key[:2] == ("fit", name) and len(key) == 4:  # (kind, defense name, victim name, dataset)
+                    for seconds, _, epochs, work in seen:
+                        out[key[2:]].append(seconds / (epochs or 1) / work)
+            return {pair: statistics.median(values) for pair, values in out.items()}
+
+        mine, reference = per_epoch(defense), per_epoch(REFERENCE_DEFENSE)
+        ratios = [mine[pair] / reference[pair] for pair in mine.keys() & reference.keys() if reference[pair] > 0]
+        return statistics.median(ratios) if ratios else None
 
 
 @dataclass

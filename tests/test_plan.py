@@ -58,6 +58,24 @@ def test_a_defense_recorded_on_another_dataset_outranks_other_defenses_on_this_o
     assert estimate.source == "other dataset" and estimate.seconds == pytest.approx(150.0)
 
 
+def test_a_defense_never_recorded_on_a_victim_costs_erm_on_it_times_the_defense_factor(registry):
+    (pgd_at_lenet,) = _cells(registry, ["clean"], defenses=["pgd-at"], victims=["lenet5"])
+    rows = [_row("clean", "erm", "mlp", seconds_fit=2.0, cache_hit_model=False),
+            _row("clean", "pgd-at", "mlp", seconds_fit=20.0, cache_hit_model=False),  # 10x erm on the MLP
+            _row("clean", "erm", "lenet5", seconds_fit=4.0, cache_hit_model=False)]
+    estimate = DurationModel(rows, registry=registry).estimate("fit", pgd_at_lenet)
+    assert estimate.source == "coarser" and estimate.seconds == pytest.approx(40.0)  # not erm's 4 s
+
+
+def test_a_cell_without_recipe_epochs_is_scaled_to_its_victims_default_epochs(registry):
+    block = {"name": "b", "datasets": ["digits"], "attacks": ["clean"], "defenses": ["erm"], "victims": ["lenet5"],
+             "seeds": [0], "recipe": {}, "budgets": {}}
+    (cell,) = Matrix("m", [block]).expand(registry)
+    rows = [_row("clean", "erm", "lenet5", epochs=5, seconds_fit=10.0, cache_hit_model=False)]
+    default = registry.get("victims", "lenet5").recipe.epochs
+    assert DurationModel(rows, registry=registry).estimate("fit", cell).seconds == pytest.approx(10.0 * default / 5)
+
+
 def test_estimates_scale_with_steps_and_trees_against_the_recorded_parameters(registry):
     (pgd,) = _cells(registry, ["pgd"])  # default 10 steps
     (forest,) = _cells(registry, ["clean"], victims=["random-forest"])  # default 300 trees
