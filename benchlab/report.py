@@ -280,8 +280,10 @@ def write_report(pm, registry, *, out=None, published=None, durations_from=(), d
         rows = recorded_rows(out)
         frame, source = rows_frame(rows), str(out)
     else:
+        from .published import is_published
+
         frame, source = results_from_csv(published), f"{published}/results.csv"
-        rows = recorded_rows(published)
+        rows = recorded_rows(published) if is_published(published) else []  # a results.csv alone has no durations
     durations = rows + [row for folder in durations_from for row in recorded_rows(folder)]
     text = render(registered_papers(pm), frame, load_matrix(PRESET, registry), registry, source,
                   durations, (str(out or published), *map(str, durations_from)))

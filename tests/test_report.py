@@ -171,3 +171,21 @@ def test_shipped_paper_files_name_blocks_of_the_paper_preset():
     for paper in papers:
         for table in paper.tables:
             assert block_members(blocks, table.blocks), (paper.key, table.key)
+
+
+def test_report_command_prices_from_durations_folders_and_names_a_folder_without_rows(run_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from benchlab.cli import main
+
+    dest = tmp_path / "R.md"
+    result = CliRunner().invoke(main, ["report", "--out", str(run_dir), "--durations-from", str(run_dir),
+                                       "--to", str(dest)])
+    assert result.exit_code == 0, result.output
+    assert f"recorded in `{run_dir}`, `{run_dir}`" in dest.read_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(main, ["report", "--out", str(run_dir), "--durations-from", str(empty),
+                                       "--to", str(dest)])
+    assert result.exit_code != 0 and "neither a run directory" in result.output
+    assert "Traceback" not in result.output
