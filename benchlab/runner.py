@@ -237,8 +237,12 @@ def _ray(cells: Iterable[Cell], settings: Settings, address: str | None, gpus_pe
                               f"node died under it): {type(error).__name__}: {str(error).splitlines()[0]}")
                     yield lost_row(cell, settings, reason, started)
     finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        # Cells still in flight when the run stops early: a joined cluster must stop them; a cluster
+        # started here is shut down below, workers and all. (Force-cancelling a task as it completes
+        # can abort the driver inside Ray, so it is only done where needed.)
+        if not started_here:
+            for ref in pending:
+                ray.cancel(ref, force=True)
         try:
             log.info("depot: %s", ray.get(depot.stats.remote(), timeout=30))
             ray.kill(depot)
