@@ -115,7 +115,7 @@ def test_report_renders_paper_beside_ours_and_verdict_follows_the_rows(run_dir):
 
 REPO = Path(__file__).resolve().parents[1]
 # REPRODUCTION.md is rendered by `benchlab report --out reproduction` with these `--durations-from`.
-DURATIONS = ("leaderboards/quick", "leaderboards/smoke")
+DURATIONS = ("leaderboards/quick", "leaderboards/smoke", "reproduction/calibration")
 
 
 def test_committed_report_is_the_render_of_the_committed_results_and_follows_them(tmp_path):
