@@ -107,6 +107,7 @@ class DurationModel:
         self.sizes = sizes or {}  # dataset spec -> training examples × input values (for scaling)
         self.registry = registry  # resolves specs' proportional-cost parameters (None: not scaled)
         self._work: dict[tuple, float] = {}
+        self._per_epoch: dict[tuple, float] | None = None  # (defense name, victim name, dataset) -> s/epoch
         self._seen: dict[tuple, list[tuple[float, str, float | None, float]]] = defaultdict(list)
         for row in rows:
             if row["status"] != "ok":
@@ -210,16 +211,15 @@ class DurationModel:
     def defense_factor(self, defense: str) -> float | None:
         """How many times :data:`REFERENCE_DEFENSE`'s per-epoch training time a defense takes: the
         median ratio over the (victim, dataset) pairs recorded under both (None: no such pair)."""
-        def per_epoch(name: str) -> dict[tuple, float]:
-            out = defaultdict(list)
+        if self._per_epoch is None:  # once: every training estimate without records of its own asks
+            out: dict[tuple, list[float]] = defaultdict(list)
             for key, seen in self._seen.items():
-                if key[:2] == ("fit", name) and len(key) == 4:  # (kind, defense name, victim name, dataset)
+                if key[0] == "fit" and len(key) == 4:  # (kind, defense name, victim name, dataset)
                     for seconds, _, epochs, work in seen:
-                        out[key[2:]].append(seconds / (epochs or 1) / work)
-            return {pair: statistics.median(values) for pair, values in out.items()}
-
-        mine, reference = per_epoch(defense), per_epoch(REFERENCE_DEFENSE)
-        ratios = [mine[pair] / reference[pair] for pair in mine.keys() & reference.keys() if reference[pair] > 0]
+                        out[key[1:]].append(seconds / (epochs or 1) / work)
+            self._per_epoch = {key: statistics.median(values) for key, values in out.items()}
+        ratios = [time / self._per_epoch[(REFERENCE_DEFENSE, *pair)] for (name, *pair), time in self._per_epoch.items()
+                  if name == defense and self._per_epoch.get((REFERENCE_DEFENSE, *pair), 0) > 0]
         return statistics.median(ratios) if ratios else None
 
 
