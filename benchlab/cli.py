@@ -108,11 +108,14 @@ def _run_options(func):
 @click.option("--publish", is_flag=True,
               help="Write the leaderboard (rows as data, renders, HTML page) to leaderboards/<matrix> instead.")
 @click.option("--html", is_flag=True, help="Also write the browsable page index.html.")
+@click.option("--adopt-from", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="A published leaderboard folder: its finished cells that this matrix would compute identically "
+                   "(same cell identity, code included) are recorded under --out and not run again (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Only list the cells that would run.")
 @click.option("--metric", help="Rank every table by this declared metric [default: the block's `metric`, its "
                                "attacks' headline, else test_acc (poison) / robust_acc (evasion)].")
 def run(matrix_name, out, seeds, device, data_root, download, executor, workers, threads, ray_address,
-        gpus_per_cell, retry_failed, cache_url, leaderboard_to, publish, html, dry_run, metric):
+        gpus_per_cell, retry_failed, cache_url, leaderboard_to, publish, html, adopt_from, dry_run, metric):
     """Run a matrix of attack x defense x victim x dataset cells, then render its leaderboard.
 
     Finished cells are skipped, so a killed run resumes where it stopped.
@@ -146,6 +149,8 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         from .remote_cache import remote_cache
 
         remote_cache(cache_url)  # a bad URL is one line before any work
+    for folder in adopt_from:
+        _adopt(out, folder, matrix, registry)
     settings = Settings(out=str(out), device=device, data_root=data_root, download=download, matrix=matrix.name,
                         cache_url=cache_url)
     summary = run_matrix(matrix, settings, executor=executor, workers=workers, retry_failed=retry_failed,
@@ -163,6 +168,25 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         click.echo(f"{summary.unfinished} cells did not finish: rerun the same command to resume.", err=True)
     if summary.unfinished or summary.failed:
         sys.exit(1)
+
+
+def _adopt(out, folder, matrix, registry) -> None:
+    """Record under ``out`` the finished cells of a published folder that ``matrix`` would compute
+    identically. Its rows are validated as any published folder's; only their cell ids are matched."""
+    from . import published
+    from .store import ResultsStore
+
+    try:
+        rows, _ = published.load(folder)
+    except published.PublishedError as error:
+        raise click.ClickException(str(error)) from None
+    store = ResultsStore(out)
+    wanted = {cell.cell_id for cell in matrix.expand(registry)} - store.finished_ids(("ok", "n/a"))
+    adopted = [row for row in rows if row["cell_id"] in wanted and row["status"] in ("ok", "n/a")]
+    for row in adopted:
+        store.record(row)
+    click.echo(f"{folder}: {len(adopted)} of its {len(rows)} cells adopted (finished cells of this matrix, "
+               f"not run again)", err=True)
 
 
 @main.command()

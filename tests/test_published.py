@@ -140,6 +140,33 @@ def test_run_renders_under_out_unless_published(tmp_path, monkeypatch):
     assert (tmp_path / "leaderboards" / "tiny" / PAGE).exists()
 
 
+def test_a_run_adopts_the_matching_finished_cells_of_a_published_folder(tmp_path):
+    matrix = tmp_path / "m.toml"
+    matrix.write_text('name = "tiny"\n[recipe]\nepochs = 1\n[[block]]\ndatasets = ["digits:per_class=20"]\n'
+                      'attacks = ["none", "fgsm"]\ndefenses = ["erm"]\nvictims = ["mlp"]\n')
+    board = tmp_path / "board"
+    runner = CliRunner()
+    first = runner.invoke(main, ["run", "--matrix", str(matrix), "--out", str(tmp_path / "a"),
+                                 "--leaderboard-to", str(board)])
+    assert first.exit_code == 0, first.output
+    # A cell no matrix computes (its id matches nothing) and a tampered identity are left alone.
+    rows = [json.loads(line) for line in (board / "rows.jsonl").read_text().splitlines()]
+    forged = {**rows[0], "cell_id": "0" * 16, "metrics": {"robust_acc": 1.0}}
+    (board / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*rows, forged]))
+    again = runner.invoke(main, ["run", "--matrix", str(matrix), "--out", str(tmp_path / "b"), "--adopt-from",
+                                 str(board), "--leaderboard-to", str(tmp_path / "board-b")])
+    assert again.exit_code == 0, again.output
+    assert "2 of its 3 cells adopted" in again.output and "2 already done, ran 0" in again.output
+    assert (tmp_path / "board-b" / "rows.jsonl").read_text().splitlines() == \
+        (board / "rows.jsonl").read_text().splitlines()[:2]
+    # A malformed folder is one line, before any work.
+    (board / "rows.jsonl").write_text("[1]\n")
+    broken = runner.invoke(main, ["run", "--matrix", str(matrix), "--out", str(tmp_path / "c"), "--adopt-from",
+                                  str(board)])
+    assert broken.exit_code == 1 and "a row must be a JSON object" in broken.output
+    assert "Traceback" not in broken.output
+
+
 COMMITTED = Path(__file__).resolve().parent.parent / "leaderboards"
 
 
