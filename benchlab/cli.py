@@ -140,9 +140,12 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         cells = check_request(matrix, registry, device=device, data_root=data_root, download=download)
         done = (ResultsStore(out).finished_ids(retry_kinds=(*RETRIED_FAILURES, "unknown"))  # as run would skip
                 if Path(out, "results.sqlite").exists() else set())
+        adopted = {row["cell_id"] for folder in adopt_from
+                   for row in _adoptable(folder, {c.cell_id for c in cells} - done)}
         click.echo(describe(matrix, cells))
         rows = [[c.dataset, c.threat, c.attack, c.defense, c.victim, c.seed,
-                 "done" if c.cell_id in done else (f"n/a: {c.reason}" if c.reason else "todo")] for c in cells]
+                 "done" if c.cell_id in done else "adopted" if c.cell_id in adopted
+                 else (f"n/a: {c.reason}" if c.reason else "todo")] for c in cells]
         click.echo(tabulate(rows, headers=["dataset", "threat", "attack", "defense", "victim", "seed", "state"]))
         return
     if cache_url:
@@ -170,23 +173,28 @@ def run(matrix_name, out, seeds, device, data_root, download, executor, workers,
         sys.exit(1)
 
 
-def _adopt(out, folder, matrix, registry) -> None:
-    """Record under ``out`` the finished cells of a published folder that ``matrix`` would compute
-    identically. Its rows are validated as any published folder's; only their cell ids are matched."""
+def _adoptable(folder, wanted: set[str]) -> list[dict]:
+    """The finished rows (ok or n/a) of a published folder whose cell id is in ``wanted``. The folder
+    is validated as any published folder; a row's cell id is its identity, code included."""
     from . import published
-    from .store import ResultsStore
 
     try:
         rows, _ = published.load(folder)
     except published.PublishedError as error:
         raise click.ClickException(str(error)) from None
+    return [row for row in rows if row["cell_id"] in wanted and row["status"] in ("ok", "n/a")]
+
+
+def _adopt(out, folder, matrix, registry) -> None:
+    """Record under ``out`` the finished cells of a published folder that ``matrix`` would compute identically."""
+    from .store import ResultsStore
+
     store = ResultsStore(out)
     wanted = {cell.cell_id for cell in matrix.expand(registry)} - store.finished_ids(("ok", "n/a"))
-    adopted = [row for row in rows if row["cell_id"] in wanted and row["status"] in ("ok", "n/a")]
+    adopted = _adoptable(folder, wanted)
     for row in adopted:
         store.record(row)
-    click.echo(f"{folder}: {len(adopted)} of its {len(rows)} cells adopted (finished cells of this matrix, "
-               f"not run again)", err=True)
+    click.echo(f"{folder}: {len(adopted)} cells adopted (finished cells of this matrix, not run again)", err=True)
 
 
 @main.command()
