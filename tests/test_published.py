@@ -65,6 +65,18 @@ def test_seeds_and_spread_only_with_more_than_one_seed(tmp_path):
     assert "mean ± std over n = 3 seeds" in text and "±" in text.split("\n", 2)[2]
 
 
+def test_a_partial_run_says_which_blocks_are_incomplete(tmp_path):
+    rows = _rows()
+    cells = set(rows_frame(rows)["cell"])
+    published.write(tmp_path / "full", rows, title="t", blocks={"b": cells}, installed={r["cell_id"] for r in rows},
+                    metrics=TableMetrics(), git_commit="abc", out=None)
+    assert "Incomplete" not in (published.render(tmp_path / "full") / "README.md").read_text()
+    published.write(tmp_path / "part", rows, title="t", blocks={"b": cells | {"not-run-yet"}},
+                    installed={r["cell_id"] for r in rows}, metrics=TableMetrics(), git_commit="abc", out=None)
+    text = (published.render(tmp_path / "part") / "README.md").read_text()
+    assert f"- `b`: {len(cells)} of {len(cells) + 1} cells recorded" in text
+
+
 def test_from_rerenders_byte_identical_without_running(tmp_path):
     first = _publish(tmp_path / "board", _rows((0, 1)))
     before = {p.name: p.read_bytes() for p in first.iterdir()}
