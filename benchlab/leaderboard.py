@@ -159,7 +159,7 @@ def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", ma
     current, superseded = split_current(frame, installed)
     written: list[Path] = []
     tables: list[dict] = []  # what each table shows, for pages built from the rendered files
-    index_lines = [f"# {title}", "", *_coverage_lines(current, blocks)]
+    index_lines = [f"# {title}", "", *_coverage_lines(current, blocks, title)]
     if frame.empty:
         index_lines.append("No results yet.")
     for heading, prefix, section, block in _sections(current, blocks):
@@ -189,7 +189,7 @@ def render(frame: pd.DataFrame, dest: str | Path, *, title: str = "benchlab", ma
     return [*written, dest / "manifest.json"]
 
 
-def _coverage_lines(current: pd.DataFrame, blocks: dict[str, set[str]] | None) -> list[str]:
+def _coverage_lines(current: pd.DataFrame, blocks: dict[str, set[str]] | None, matrix: str) -> list[str]:
     """A line per block with cells not recorded yet: the tables of a partial run average what is there."""
     recorded = set(current["cell"]) if not current.empty else set()
     lines = [f"- `{name}`: {len(cells & recorded)} of {len(cells)} cells recorded"
@@ -197,8 +197,8 @@ def _coverage_lines(current: pd.DataFrame, blocks: dict[str, set[str]] | None) -
     if not lines:
         return []
     return ["## Incomplete blocks", "",
-            "The tables of these blocks show the cells recorded so far. `benchlab run --matrix NAME --adopt-from "
-            "FOLDER` runs the rest, taking the recorded ones from this folder.", "", *lines, ""]
+            f"The tables of these blocks show the cells recorded so far. `benchlab run --matrix {matrix} "
+            f"--adopt-from <this folder>` runs the rest, taking the recorded ones from here.", "", *lines, ""]
 
 
 def _superseded_lines(superseded: pd.DataFrame, current: pd.DataFrame, rendered: bool) -> list[str]:
