@@ -4,7 +4,7 @@ computes it.
 A lease is a row of the ``leases`` table (cell, owner, expiry), taken in one ``BEGIN IMMEDIATE``
 transaction only when the cell has no live lease of another runner and no row recorded since this
 runner started. The owner renews its leases from a background thread while it runs and drops each
-one when the cell's row is recorded. A runner that is killed stops renewing: its leases expire
+one in the transaction that records the cell's row. A runner that is killed stops renewing: its leases expire
 and another runner takes the cells over; at once when the killed runner ran on the same machine
 (its process is gone), so a run resumed after a SIGKILL does not wait out its own leases. Lease
 length: ``$BENCHLAB_LEASE_SECONDS`` (default 120 s, renewed every quarter of it).

@@ -130,8 +130,7 @@ def run_matrix(
                 for row in _execute(pending, settings, executor, workers, ray_address, gpus_per_cell, threads,
                                     claim=leases.claim):
                     row["manifest"]["runner"] = leases.owner
-                    _record(store, summary, row)
-                    leases.release(row["cell_id"])
+                    _record(store, summary, row, lease_owner=leases.owner)
                     progress.done(row, summary.counts)
                 pending = _await_other_runners([c for c in pending if c.cell_id in leases.held_elsewhere], leases)
     finally:
@@ -157,8 +156,8 @@ def _await_other_runners(cells: list[Cell], leases: Leases) -> list[Cell]:
     return cells
 
 
-def _record(store: ResultsStore, summary: RunSummary, row: dict) -> None:
-    store.record(row)
+def _record(store: ResultsStore, summary: RunSummary, row: dict, lease_owner: str | None = None) -> None:
+    store.record(row, lease_owner)
     summary.counts[row["status"]] += 1
     if row["status"] == "failed":
         log.warning("cell failed: %s | %s | %s | %s | seed %s: %s", row["dataset"], row["attack"],

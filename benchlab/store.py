@@ -64,8 +64,9 @@ class ResultsStore:
         db.execute("PRAGMA synchronous=FULL")  # a row reported as written survives a power cut
         return db
 
-    def record(self, row: dict) -> None:
-        """Insert or replace one cell's row atomically."""
+    def record(self, row: dict, lease_owner: str | None = None) -> None:
+        """Insert or replace one cell's row atomically; with ``lease_owner``, drop that runner's lease
+        on the cell in the same transaction, so a lease seen held always means an unrecorded cell."""
         if row["status"] not in STATUSES:
             raise ValueError(f"status {row['status']!r} is not one of {STATUSES}")
         values = dict(row)
@@ -77,6 +78,8 @@ class ResultsStore:
         marks = ", ".join(f":{k}" for k in values)
         with closing(self._connect()) as db, db:
             db.execute(f"INSERT OR REPLACE INTO cells ({columns}) VALUES ({marks})", values)
+            if lease_owner is not None:
+                db.execute("DELETE FROM leases WHERE cell_id = ? AND owner = ?", (row["cell_id"], lease_owner))
 
     def finished_ids(self, statuses=("ok", "n/a", "failed"), retry_kinds=()) -> set[str]:
         """Cells with one of ``statuses``, except failed ones whose manifest ``failure_kind`` is in

@@ -125,6 +125,7 @@ def test_a_lease_is_exclusive_until_released_or_expired(tmp_path, registry):
            "threat": cell.threat, "attack": cell.attack, "defense": cell.defense, "victim": cell.victim,
            "seed": cell.seed, "status": "ok", "metrics": {}, "params": {}, "manifest": {},
            "started_at": time.time(), "duration_s": 0.0}
-    ResultsStore(tmp_path).record(row)
-    mine.release(cell.cell_id)
+    ResultsStore(tmp_path).record(row, lease_owner=mine.owner)  # the row and the lease's end: one transaction
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
     assert not other.claim(cell) and cell.cell_id in other.done_elsewhere  # recorded since it started

@@ -113,6 +113,7 @@ def two_nodes(tmp_path_factory, monkeypatch):
                 os.killpg(node.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow  # two Ray nodes
 def test_two_node_cluster_runs_without_touching_out_and_crafts_each_poison_once(tmp_path, registry, two_nodes):
     (tmp_path / "m.toml").write_text(MATRIX)
     matrix = load_matrix(str(tmp_path / "m.toml"), registry)

@@ -170,7 +170,7 @@ def test_killed_run_resumes_without_recomputing_or_losing_rows(tmp_path):
     assert f"{len(before)} already done" in result.stdout
 
 
-@pytest.mark.parametrize("executor", ["process", "ray"])
+@pytest.mark.parametrize("executor", ["process", pytest.param("ray", marks=pytest.mark.slow)])
 def test_parallel_executors_fill_the_same_rows(tmp_path, registry, monkeypatch, executor):
     if executor == "ray":
         pytest.importorskip("ray")

@@ -220,6 +220,7 @@ def test_one_pixel_shortcut_is_learned(splits):
         assert attack.metrics(poison, fitted, splits, ctx)["shortcut_acc"] > 0.99
 
 
+@pytest.mark.slow
 def test_one_pixel_shortcut_lowers_lenet5_accuracy_below_random_pixels(splits):
     # A CNN, the paper's setting: LeNet-5 learns the pixel before the digits (the MLP does not).
     ops, ops_accs = mean_accuracy("one-pixel-shortcut", splits, "lenet5")
