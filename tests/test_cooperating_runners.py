@@ -50,7 +50,7 @@ def _ok_rows(out):
 def test_two_runners_started_together_compute_disjoint_cells_and_finish_the_matrix(tmp_path, registry):
     runners = [_runner(tmp_path, name, epochs=2, lease_seconds=60) for name in "ab"]
     outputs = [r.communicate(timeout=600) for r in runners]
-    for runner, (stdout, stderr) in zip(runners, outputs):
+    for runner, (_stdout, stderr) in zip(runners, outputs):
         assert runner.returncode == 0, stderr[-3000:]
     rows = _ok_rows(tmp_path / "out")
     matrix = load_matrix(str(tmp_path / "shared.toml"), registry)
